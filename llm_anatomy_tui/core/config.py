@@ -81,7 +81,11 @@ class LlamaConfig:
     @property
     def dim_head(self) -> int:
         """Width of one attention head."""
-        return self.head_dim if self.head_dim is not None else self.hidden_size // self.num_attention_heads
+        return (
+            self.head_dim
+            if self.head_dim is not None
+            else self.hidden_size // self.num_attention_heads
+        )
 
     @property
     def group_size(self) -> int:

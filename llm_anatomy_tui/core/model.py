@@ -114,7 +114,9 @@ class Model:
             got = tuple(tensors[key].shape)
             if got != shape:
                 raise ModelLoadError(f"tensor {key} has shape {list(got)}, expected {list(shape)}")
-        ignorable = ("rotary_emb.inv_freq",) + (("lm_head.weight",) if config.tie_word_embeddings else ())
+        ignorable = ("rotary_emb.inv_freq",) + (
+            ("lm_head.weight",) if config.tie_word_embeddings else ()
+        )
         unexpected = [k for k in tensors if k not in expected and not k.endswith(ignorable)]
         if unexpected:
             raise ModelLoadError(
@@ -193,7 +195,9 @@ def expected_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def init_random(config: LlamaConfig, seed: int = 0, std: float = 0.02, name: str = "random") -> Model:
+def init_random(
+    config: LlamaConfig, seed: int = 0, std: float = 0.02, name: str = "random"
+) -> Model:
     """A model with seeded random weights — for tests and benchmarks, never presented as trained.
 
     Projections ~ N(0, std²); the output projections of each block are scaled down by
@@ -345,7 +349,11 @@ def attention_block(
 ) -> np.ndarray:
     """Grouped-query causal self-attention on normed input x [T, d] -> [T, d]."""
     n_tokens = x.shape[0]
-    n_heads, n_kv, head_dim = config.num_attention_heads, config.num_key_value_heads, config.dim_head
+    n_heads, n_kv, head_dim = (
+        config.num_attention_heads,
+        config.num_key_value_heads,
+        config.dim_head,
+    )
     qkv = x @ layer.wqkv.T  # [T, d] -> [T, (H + 2Hkv) * D]
     q_end, k_end = n_heads * head_dim, (n_heads + n_kv) * head_dim
     q = qkv[:, :q_end].reshape(n_tokens, n_heads, head_dim).transpose(1, 0, 2)  # [H, T, D]
@@ -415,7 +423,9 @@ def check_tokens(model: Model, tokens: Sequence[int] | np.ndarray, start: int = 
         raise ValueError("no tokens to run: the prompt is empty")
     if ids.min() < 0 or ids.max() >= cfg.vocab_size:
         bad = int(ids[(ids < 0) | (ids >= cfg.vocab_size)][0])
-        raise ValueError(f"token id {bad} is outside this model's vocabulary (0..{cfg.vocab_size - 1})")
+        raise ValueError(
+            f"token id {bad} is outside this model's vocabulary (0..{cfg.vocab_size - 1})"
+        )
     if start + ids.size > cfg.max_position_embeddings:
         raise ContextOverflowError(
             f"{start + ids.size} positions exceed the context window of "
@@ -505,11 +515,15 @@ def _safetensors_header(path: Path) -> dict:
             raise ModelLoadError(f"{path.name} is truncated (no safetensors header)")
         (size,) = struct.unpack("<Q", head)
         if size > 100_000_000:
-            raise ModelLoadError(f"{path.name} is not a valid safetensors file (header size {size})")
+            raise ModelLoadError(
+                f"{path.name} is not a valid safetensors file (header size {size})"
+            )
         try:
             header = json.loads(fh.read(size))
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ModelLoadError(f"{path.name} is not a valid safetensors file (bad header)") from None
+            raise ModelLoadError(
+                f"{path.name} is not a valid safetensors file (bad header)"
+            ) from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path.name} is not a valid safetensors file (bad header)")
     return header
@@ -530,11 +544,15 @@ def _read_with_bf16(path: Path, header: dict) -> dict[str, np.ndarray]:
         if dtype == "BF16":
             arr = (buf.view("<u2").astype(np.uint32) << 16).view(np.float32)
         else:
-            arr = buf.view(np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).astype(np.float32)
+            arr = buf.view(np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).astype(
+                np.float32
+            )
         try:
             out[key] = arr.reshape(info["shape"])
         except ValueError:
-            raise ModelLoadError(f"tensor {key} in {path.name}: data does not match its shape") from None
+            raise ModelLoadError(
+                f"tensor {key} in {path.name}: data does not match its shape"
+            ) from None
     return out
 
 

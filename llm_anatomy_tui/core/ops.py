@@ -53,7 +53,9 @@ def rope_inv_freq(head_dim: int, theta: float) -> np.ndarray:
     )
 
 
-def rope_cos_sin(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+def rope_cos_sin(
+    positions: np.ndarray, head_dim: int, theta: float
+) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin tables for the given positions, laid out as ``transformers`` does.
 
     The angle of pair i at position m is ``m * inv_freq[i]``; the table repeats the D/2 angles

@@ -57,9 +57,7 @@ _O200K_PATTERN = "|".join(
         r"""\s+""",
     ]
 )
-_CL100K_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
+_CL100K_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,9 @@ def _build(name: str) -> tiktoken.Encoding:
             },
         )
     if name == "model":
-        truncated = {tok: rank for tok, rank in _ranks("o200k_base").items() if rank < MODEL_VOCAB_RANKS}
+        truncated = {
+            tok: rank for tok, rank in _ranks("o200k_base").items() if rank < MODEL_VOCAB_RANKS
+        }
         return tiktoken.Encoding(
             name="anatomy-mini",
             pat_str=_O200K_PATTERN,
