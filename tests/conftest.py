@@ -55,7 +55,8 @@ def tiktoken_reference(tmp_path_factory):
 
     cache = tmp_path_factory.mktemp("tiktoken_cache")
     for name, spec in RANK_FILES.items():
-        data = gzip.open(assets_dir() / spec.filename).read()
+        with gzip.open(assets_dir() / spec.filename) as fh:
+            data = fh.read()
         key = hashlib.sha1(_URLS[name].encode()).hexdigest()
         (cache / key).write_bytes(data)
     old = os.environ.get("TIKTOKEN_CACHE_DIR")
