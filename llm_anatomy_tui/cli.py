@@ -23,7 +23,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+_APP_OPTIONS_WITH_VALUE = ("--chapter", "-c", "--prompt", "-p")
+
+
+def needs_commands(argv: Sequence[str]) -> bool:
+    """Whether parsing ``argv`` needs the subcommands registered.
+
+    Registering them imports every command module (and numpy with some), which would
+    delay the app's first paint; a plain ``llm-anatomy [--chapter N] [--prompt TEXT]`` has
+    no positional argument and does not need them. ``--help`` lists them, so it does.
+
+    >>> needs_commands(["--chapter", "1", "-p", "tokenize"]), needs_commands(["tokenize", "x"])
+    (False, True)
+    """
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-h", "--help", "--"):
+            return True
+        if arg in _APP_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-") or arg == "-":
+            return True
+    return False
+
+
+def build_parser(with_commands: bool = True) -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description=(
@@ -41,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--prompt", "-p", metavar="TEXT", help="start the app with this prompt already typed"
     )
+    if not with_commands:
+        parser.set_defaults(command=None)
+        return parser
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f".commands.{module_name}", __package__)
@@ -51,10 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(with_commands=needs_commands(argv))
     args = parser.parse_args(argv)
     try:
         if args.command is None:
+            from .chapters import UnknownChapter, find_chapter
+
+            if args.chapter is not None:
+                try:
+                    find_chapter(args.chapter)
+                except UnknownChapter as exc:
+                    raise CommandError(str(exc)) from None
             from .app import run_app
 
             return run_app(chapter=args.chapter, prompt=args.prompt)

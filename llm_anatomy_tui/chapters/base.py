@@ -1,0 +1,417 @@
+"""The base class of every chapter screen, and what a chapter can rely on.
+
+Writing a chapter
+-----------------
+::
+
+    class LogitsScreen(ChapterScreen):
+        NEEDS_MODEL = True                        # show a notice while the model is absent
+        AUTO_FOCUS = "#logits-table"              # what has focus when the chapter opens
+        BINDINGS = [Binding("g", "greedy", "Greedy", id="logits.greedy", tooltip="…")]
+
+        def compose_chapter(self) -> ComposeResult:   # the header/footer come from the base
+            yield PromptBar(self.session.prompt, id="prompt")   # optional: a prompt bar
+            yield BarChart(id="bars")
+
+        def session_changed(self, changes: frozenset[str]) -> None:
+            if self.session.model is None:        # missing/loading: the base shows why
+                return
+            self.run_forward(self.session.prompt)
+
+        @work(thread=True, exclusive=True, group="forward")
+        def run_forward(self, prompt: str) -> None:   # runs in a thread
+            model = self.session.require_model()
+            ids = self.session.encoding("model").encode_ordinary(prompt)
+            logits = forward(model, ids)           # pure core code, no Textual
+            if not get_current_worker().is_cancelled:  # a newer run replaced this one
+                self.app.call_from_thread(self.show_logits, logits)
+
+        def show_logits(self, logits) -> None:     # back on the UI thread
+            self.query_one("#bars", BarChart).data = ...
+
+Then add a :class:`~llm_anatomy_tui.chapters.Chapter` entry to ``chapters/__init__.py``.
+
+The contract
+------------
+- **Construction.** The app creates the screen with its registry entry:
+  ``Screen(chapter)``; it is available as :attr:`ChapterScreen.chapter`. Each chapter is
+  a Textual *mode*: its screen is created the first time it is opened and kept, so its
+  state (selected layer, sliders …) survives navigation.
+- **Layout.** Implement :meth:`compose_chapter`; the base yields the header (chapter
+  number/total and title), a resource notice and the footer (generated from bindings).
+  Styles go in ``app.tcss`` (one section per chapter) or the screen's ``DEFAULT_CSS``;
+  ``HORIZONTAL_BREAKPOINTS`` gives the screen ``-narrow``/``-wide`` classes. The chapter
+  must work from 40×12 up (scroll rather than clip) and look right at 80×24.
+- **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, digits, quit) are
+  inherited; add your own in ``BINDINGS`` with ``id="<slug>.<name>"``, a short
+  description and a tooltip: the footer and the help screen are generated from them.
+  Letter keys are swallowed while the prompt has focus; Esc leaves the prompt.
+- **The session.** :attr:`session` is the app's :class:`~llm_anatomy_tui.core.session.Session`:
+  ``session.prompt`` (str), ``session.prompt_ids(name)``, ``session.encoding(name)``
+  (``"o200k_base"``, ``"cl100k_base"``, ``"model"``), ``session.model`` (a
+  :class:`~llm_anatomy_tui.core.model.Model` or ``None``), ``session.require_model()``,
+  ``session.model_state`` / ``session.tokenizer_state`` (status + one-line message).
+  Resources load in a background thread after the first paint; never load them yourself.
+- **Changes.** :meth:`session_changed` is called with a set of :data:`PROMPT`,
+  :data:`TOKENIZERS`, :data:`MODEL`: once when the screen mounts (all three), whenever the
+  prompt is edited on this screen, when a resource finishes loading while the screen is
+  shown, and — when the screen is shown again after something changed elsewhere — with
+  what changed meanwhile. It is the one place to (re)compute. Change the prompt from code
+  with :meth:`set_prompt`. A :class:`PromptBar` anywhere in the screen is wired up by the
+  base (its edits reach :meth:`session_changed` in the same frame as the keystroke). If you
+  define ``on_mount``, it runs before the base's, which makes the first call.
+- **Heavy work** (a forward pass, a training step) goes in
+  ``@work(thread=True, exclusive=True, group=…)`` methods that call pure ``core`` code
+  and hand results back with ``self.app.call_from_thread(...)`` (or ``post_message``),
+  checking ``get_current_worker().is_cancelled`` first (``exclusive`` marks the previous
+  run cancelled; a thread cannot be stopped, so long loops should check it too). Pass the
+  worker the inputs it needs (the prompt) rather than reading shared state later. Never
+  block the UI thread on numpy for more than a few milliseconds; while typing, a chapter
+  recomputes on every keystroke, so cheap updates run inline and expensive ones in the
+  worker.
+- **No model.** With ``NEEDS_MODEL = True`` the base shows the session's message about the
+  model (loading / not installed / failed to load) above your content; your
+  :meth:`session_changed` must then simply not draw model results.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static, TextArea
+
+from ..core.session import ResourceState, Session, Status
+from ..widgets.prompt_bar import PromptBar
+
+if TYPE_CHECKING:
+    from . import Chapter
+
+PROMPT = "prompt"
+TOKENIZERS = "tokenizers"
+MODEL = "model"
+ALL_CHANGES: frozenset[str] = frozenset({PROMPT, TOKENIZERS, MODEL})
+
+
+class SessionChanged(Message):
+    """Posted to the shown chapter screen when a shared resource finished loading.
+
+    ``changes`` is a subset of :data:`ALL_CHANGES`. Chapters normally do not handle this
+    message themselves; the base turns it into a :meth:`ChapterScreen.session_changed` call.
+    """
+
+    def __init__(self, changes: frozenset[str]) -> None:
+        super().__init__()
+        self.changes = changes
+
+
+class SessionHost(Protocol):
+    """What a chapter may use of the app (the app class lives above this layer)."""
+
+    session: Session
+
+    def goto_chapter(self, key: int | str) -> None: ...
+
+
+def _digit_bindings() -> list[Binding]:
+    return [
+        Binding(
+            str(d),
+            f"app.jump_digit({d})",
+            f"Chapter {d}",
+            show=False,
+            id=f"nav.jump-{d}",
+            tooltip="Type two digits quickly for chapters 10 and up",
+        )
+        for d in range(10)
+    ]
+
+
+NAV_BINDINGS: list[BindingType] = [
+    Binding(
+        "n,right_square_bracket",
+        "app.next_chapter",
+        "Next",
+        id="nav.next",
+        tooltip="Go to the next chapter",
+    ),
+    Binding(
+        "p,left_square_bracket",
+        "app.previous_chapter",
+        "Prev",
+        id="nav.previous",
+        tooltip="Go to the previous chapter",
+    ),
+    Binding(
+        "t",
+        "app.contents",
+        "Contents",
+        id="nav.contents",
+        tooltip="List every chapter and open one",
+    ),
+    Binding(
+        "slash",
+        "focus_prompt",
+        "Type",
+        id="nav.prompt",
+        tooltip="Move the cursor into the prompt bar (Esc leaves it)",
+    ),
+    Binding(
+        "escape",
+        "leave_prompt",
+        "Done typing",
+        id="nav.leave-prompt",
+        tooltip="Leave the prompt bar (or any text field) so letter keys work as commands",
+    ),
+    Binding(
+        "question_mark,f1",
+        "app.help",
+        "Help",
+        id="nav.help",
+        tooltip="All keys of this screen, and how to move around",
+    ),
+    Binding("q", "app.quit", "Quit", id="nav.quit", tooltip="Leave llm-anatomy"),
+    *_digit_bindings(),
+]
+"""The keys every chapter shares (ids start with ``nav.``)."""
+
+
+class ChapterHeader(Widget):
+    """One line: the chapter's number/total and title on the left, status on the right."""
+
+    DEFAULT_CSS = """
+    ChapterHeader {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+    }
+    """
+
+    status: reactive[str] = reactive("")
+
+    def __init__(self, chapter: Chapter, last_number: int) -> None:
+        super().__init__(id="chapter-header")
+        self.chapter = chapter
+        self.last_number = last_number
+
+    def render(self) -> Text:
+        width = self.size.width
+        if self.chapter.number == 0:
+            left = Text.assemble(" ", ("llm-anatomy", "bold"), " · ", self.chapter.title)
+        else:
+            left = Text.assemble(
+                " ",
+                (f"Chapter {self.chapter.number}/{self.last_number}", "bold"),
+                " · ",
+                (self.chapter.title, "bold"),
+            )
+        right = Text(f"{self.status} " if self.status else "", style="italic")
+        gap = width - left.cell_len - right.cell_len
+        if gap < 1:
+            left.truncate(max(0, width - 1), overflow="ellipsis")
+            return left
+        return Text.assemble(left, " " * gap, right, no_wrap=True)
+
+
+class ResourceNotice(Static):
+    """A one-paragraph notice shown while something the chapter needs is not available."""
+
+    DEFAULT_CSS = """
+    ResourceNotice {
+        height: auto;
+        padding: 0 1;
+        margin: 0 0 1 0;
+        border-left: thick $warning;
+        background: $warning 10%;
+        display: none;
+    }
+    ResourceNotice.-error { border-left: thick $error; background: $error 10%; }
+    """
+
+
+class ChapterScreen(Screen):
+    """Base class of every chapter: shared keys, header, footer, session plumbing.
+
+    See the module docstring for the full contract.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = NAV_BINDINGS
+
+    NEEDS_TOKENIZERS: ClassVar[bool] = True
+    """Show a notice while the tokenizers are loading or broken."""
+    NEEDS_MODEL: ClassVar[bool] = False
+    """Show a notice while the model is loading, not installed, or broken."""
+    AUTO_FOCUS: ClassVar[str | None] = None
+    """Selector of the widget focused when the chapter opens; never the prompt bar (so
+    letter keys work at once). ``None``: nothing is focused and keys go to the screen."""
+
+    def __init__(self, chapter: Chapter) -> None:
+        super().__init__(name=chapter.slug, id=f"chapter-{chapter.slug}")
+        self.chapter = chapter
+        self._seen: tuple[int, ResourceState, ResourceState] | None = None
+        self._bars_cache: list[PromptBar] | None = None
+        self._notice_state: tuple[ResourceState, ResourceState] | None = None
+
+    # -- for chapter authors -------------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        """The shared session (prompt, tokenizers, model)."""
+        return cast(SessionHost, self.app).session
+
+    def compose_chapter(self) -> ComposeResult:
+        """Yield the chapter's own widgets (between the header and the footer)."""
+        yield from ()
+
+    def session_changed(self, changes: frozenset[str]) -> None:
+        """Recompute what the chapter shows. ``changes`` ⊆ {"prompt", "tokenizers", "model"}."""
+
+    def goto_chapter(self, key: int | str) -> None:
+        """Open another chapter by number or slug (e.g. "see chapter 8" links)."""
+        cast(SessionHost, self.app).goto_chapter(key)
+
+    def set_prompt(self, text: str) -> None:
+        """Change the shared prompt from code (a preset, a generated continuation …)."""
+        if self.session.set_prompt(text):
+            self._deliver(frozenset({PROMPT}))
+
+    # -- composition -----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        from . import CHAPTERS
+
+        last = max(c.number for c in CHAPTERS)
+        yield ChapterHeader(self.chapter, last)
+        yield ResourceNotice(id="resource-notice")
+        yield from self.compose_chapter()
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._deliver(ALL_CHANGES)
+
+    # -- session plumbing -----------------------------------------------------------------
+
+    def _state(self) -> tuple[int, ResourceState, ResourceState]:
+        s = self.session
+        return (s.prompt_revision, s.tokenizer_state, s.model_state)
+
+    def _prompt_bars(self) -> list[PromptBar]:
+        # Cached: queried on every keystroke. Re-queried if a bar was added or removed.
+        bars = self._bars_cache
+        if bars is None or any(not bar.is_attached for bar in bars):
+            bars = self._bars_cache = list(self.query(PromptBar))
+        return bars
+
+    def _deliver(self, changes: frozenset[str], source: PromptBar | None = None) -> None:
+        self._seen = self._state()
+        if PROMPT in changes:
+            for bar in self._prompt_bars():
+                if bar is not source:
+                    bar.set_value(self.session.prompt)
+        self._update_notice()
+        self.session_changed(changes)
+
+    def _update_notice(self) -> None:
+        s = self.session
+        messages: list[str] = []
+        error = False
+        if self.NEEDS_TOKENIZERS and not s.tokenizer_state.ready:
+            messages.append(s.tokenizer_state.message)
+            error |= s.tokenizer_state.status is Status.FAILED
+        if self.NEEDS_MODEL and not s.model_state.ready:
+            messages.append(s.model_state.message)
+            error |= s.model_state.status is Status.FAILED
+        state = (s.tokenizer_state, s.model_state)
+        if state == self._notice_state:
+            return  # nothing to redraw (the common case: a keystroke)
+        self._notice_state = state
+        header = self.query(ChapterHeader)
+        loading = [
+            what
+            for what, state in (("tokenizers", s.tokenizer_state), ("model", s.model_state))
+            if state.status is Status.LOADING
+        ]
+        if header:
+            header.first().status = f"loading {' and '.join(loading)}…" if loading else ""
+        notices = self.query(ResourceNotice)
+        if not notices:
+            return
+        notice = notices.first()
+        notice.display = bool(messages)
+        notice.set_class(error, "-error")
+        if messages:
+            notice.update(Text("\n".join(messages)))
+
+    def on_session_changed(self, message: SessionChanged) -> None:
+        message.stop()
+        self._deliver(message.changes)
+
+    def on_screen_resume(self) -> None:
+        if self._seen is None:
+            return  # not mounted yet: on_mount delivers everything
+        now = self._state()
+        changes = {
+            name
+            for name, before, after in zip(
+                (PROMPT, TOKENIZERS, MODEL), self._seen, now, strict=True
+            )
+            if before != after
+        }
+        if changes:
+            self._deliver(frozenset(changes))
+
+    def prompt_bar_edited(self, bar: PromptBar, value: str) -> None:
+        """Called by a :class:`PromptBar` in this screen when the person edits it (directly,
+        so the recomputed chapter is painted in the same frame as the keystroke)."""
+        if self.session.set_prompt(value):
+            self._deliver(frozenset({PROMPT}), source=bar)
+
+    def on_prompt_bar_changed(self, event: PromptBar.Changed) -> None:
+        event.stop()
+        self.prompt_bar_edited(event.prompt_bar, event.value)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _prompt_focused(self) -> bool:
+        return any(bar.has_focus_within for bar in self._prompt_bars())
+
+    def _typing(self) -> bool:
+        """True while a text field (the prompt bar or any other input) has the cursor."""
+        return self._prompt_focused() or isinstance(self.focused, Input | TextArea)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_prompt":
+            return self._typing()
+        if action == "focus_prompt":
+            return bool(self._prompt_bars()) and not self._prompt_focused()
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bindings()
+
+    def action_focus_prompt(self) -> None:
+        bars = self._prompt_bars()
+        if bars:
+            bars[0].focus_editor()
+
+    def action_leave_prompt(self) -> None:
+        self.focus_body()
+
+    def focus_body(self) -> None:
+        """Give focus to the chapter's main widget (``AUTO_FOCUS``), or to nothing."""
+        if self.AUTO_FOCUS:
+            for widget in self.query(self.AUTO_FOCUS):
+                if widget.focusable:
+                    widget.focus()
+                    return
+        self.set_focus(None)

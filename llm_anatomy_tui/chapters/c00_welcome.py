@@ -1,0 +1,185 @@
+"""Chapter 0: what this is, the path through the model, your prompt, the chapters, the keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import OptionList, Static
+
+from ..core.session import Status
+from ..widgets.prompt_bar import PromptBar
+from . import CHAPTERS
+from .base import ChapterScreen
+from .navigation import ChapterList
+
+INTRO = (
+    "A real language model, opened up while it reads your text: a small Llama-style "
+    "transformer trained for this project, running in numpy. Each chapter shows one step "
+    "of this path, computed on your prompt:"
+)
+
+# The path a prompt takes, stage by stage, with the chapter that opens each stage (from
+# CHAPTERS.md). A stage is highlighted (and clickable) only if its chapter is built.
+STAGES: tuple[tuple[str, int | None], ...] = (
+    ("text", None),
+    ("tokens", 1),
+    ("embeddings", 2),
+    ("N × [", 11),
+    ("RMSNorm", 11),
+    ("attention (RoPE)", 8),
+    ("+ residual", 11),
+    ("RMSNorm", 11),
+    ("feed-forward", 4),
+    ("+ residual", 11),
+    ("]", None),
+    ("final norm", 11),
+    ("logits", 5),
+    ("softmax", 5),
+    ("sampler", 5),
+    ("next token", 5),
+    ("append, repeat ↺", 14),
+)
+
+
+class PathDiagram:
+    """The stages as one flow of arrows, wrapped to the width (a plain Rich renderable)."""
+
+    def __init__(
+        self,
+        stages: Sequence[tuple[str, int | None]],
+        built: dict[int, str],
+        *,
+        built_style: Style,
+        plain_style: Style,
+    ) -> None:
+        self.stages = stages
+        self.built = built
+        self.built_style = built_style
+        self.plain_style = plain_style
+
+    def _pieces(self) -> list[Text]:
+        pieces: list[Text] = []
+        for i, (label, number) in enumerate(self.stages):
+            nxt = self.stages[i + 1][0] if i + 1 < len(self.stages) else None
+            arrow = "" if nxt is None or label.endswith("[") or nxt == "]" else " →"
+            if number is not None and number in self.built:
+                slug = self.built[number]
+                style = self.built_style + Style(meta={"@click": f"app.goto_chapter('{slug}')"})
+                piece = Text.assemble((label, style), (f" [{number}]", style))
+            else:
+                piece = Text(label, style=self.plain_style)
+            piece.append(arrow, style=self.plain_style)
+            pieces.append(piece)
+        return pieces
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(10, options.max_width)
+        line = Text(no_wrap=True, end="")
+        lines: list[Text] = []
+        for piece in self._pieces():
+            gap = 1 if line.cell_len else 0
+            if line.cell_len and line.cell_len + gap + piece.cell_len > width:
+                lines.append(line)
+                line = Text("  ", no_wrap=True, end="")
+                gap = 0
+            if gap:
+                line.append(" ")
+            line.append_text(piece)
+        lines.append(line)
+        for i, text in enumerate(lines):
+            text.end = "\n" if i < len(lines) - 1 else ""
+            text.truncate(width, overflow="ellipsis")
+            yield text
+        yield Text("")
+
+
+class WelcomeScreen(ChapterScreen):
+    """The front door: a short introduction, the prompt bar, the chapters and the keys."""
+
+    AUTO_FOCUS = "#welcome-chapters"
+    NEEDS_TOKENIZERS = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    def compose_chapter(self) -> ComposeResult:
+        with VerticalScroll(id="welcome-body"), Horizontal(id="welcome-columns"):
+            with Vertical(id="welcome-left"):
+                yield Static(Text(INTRO), id="welcome-intro", classes="prose")
+                yield Static(id="welcome-path")
+                yield PromptBar(
+                    self.session.prompt,
+                    title="Your prompt, shared by every chapter — / to type, Esc when done",
+                    id="prompt",
+                )
+                yield Static(id="welcome-status", classes="status")
+            with Vertical(id="welcome-right"):
+                first = CHAPTERS[1].slug if len(CHAPTERS) > 1 else None
+                chapters = ChapterList(None, highlight=first, id="welcome-chapters")
+                chapters.border_title = "Chapters — ↑↓ and Enter to open"
+                yield chapters
+                yield Static(id="welcome-keys")
+
+    def on_mount(self) -> None:
+        built = {c.number: c.slug for c in CHAPTERS}
+        self.query_one("#welcome-path", Static).update(
+            PathDiagram(
+                STAGES,
+                built,
+                built_style=Style(bold=True, underline=True),
+                plain_style=Style(dim=True),
+            )
+        )
+        self.call_after_refresh(self._show_keys)
+
+    def _show_keys(self) -> None:
+        from .navigation import help_rows
+
+        skip = {"focus next", "focus previous", "copy selected text"}
+        rows = [
+            r
+            for r in help_rows(self.app, self)
+            if r.group == "Everywhere" and r.description.lower() not in skip
+        ]
+        keys = Text()
+        keys.append("Keys: ", style="bold")
+        for i, row in enumerate(rows):
+            if i:
+                keys.append("  ·  ", style="dim")
+            keys.append(row.keys, style="bold")
+            keys.append(f" {row.description.lower()}")
+        self.query_one("#welcome-keys", Static).update(keys)
+
+    def session_changed(self, changes: frozenset[str]) -> None:
+        s = self.session
+        tok = s.tokenizer_state
+        model = s.model_state
+        if tok.status is Status.LOADING:
+            tok_text = "tokenizers loading…"
+        elif tok.ready:
+            tok_text = "tokenizers ready"
+        else:
+            tok_text = f"tokenizers: {tok.message}"
+        if model.status is Status.LOADING:
+            model_text = "model loading…"
+        elif model.ready and s.model is not None:
+            cfg = s.model.config
+            model_text = (
+                f"model {s.model.name}: {cfg.num_hidden_layers} layers, "
+                f"width {cfg.hidden_size}, {cfg.vocab_size:,} tokens"
+            )
+        elif model.status is Status.MISSING:
+            model_text = "no trained model installed yet"
+        else:
+            model_text = model.message
+        self.query_one("#welcome-status", Static).update(
+            Text(f"Status: {tok_text} · {model_text}", style="dim")
+        )
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.goto_chapter(event.option.id)

@@ -1,0 +1,203 @@
+"""The shared session: the user's prompt plus the loaded tokenizers and model.
+
+Pure state, no Textual: the app owns one :class:`Session` (``app.session``), loads its
+resources in a background thread, and tells screens when something changed. Everything
+here is also usable from a script or a test::
+
+    >>> s = Session(prompt="Hi", model_dir="/nonexistent")
+    >>> s.set_prompt("Hello")
+    True
+    >>> s.prompt, s.prompt_revision
+    ('Hello', 1)
+
+Resources load in two independent steps, each safe to call from a worker thread:
+:meth:`Session.load_tokenizers` and :meth:`Session.load_model`. Until a step finishes its
+status is ``LOADING``; afterwards ``READY``, ``MISSING`` (the model is not installed) or
+``FAILED`` with a one-line message that the UI can show as is.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .tokenizers import ENCODING_NAMES, TokenizerAssetError, load_encoding
+
+if TYPE_CHECKING:  # numpy is imported only when the model is actually loaded
+    import tiktoken
+
+    from .model import Model
+
+DEFAULT_PROMPT = "Once upon a time, there was a little robot who wanted to read."
+"""The prompt a fresh session starts with (the default model was trained on short stories)."""
+
+MODEL_DIR_ENV = "LLM_ANATOMY_MODEL"
+"""Environment variable naming a model directory to load instead of the shipped default."""
+
+
+class Status(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"
+    MISSING = "missing"
+    FAILED = "failed"
+
+
+class NotReady(RuntimeError):
+    """A resource was asked for before it loaded, or it could not be loaded.
+
+    ``str(exc)`` is a one-line message fit to show a person.
+    """
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    status: Status
+    message: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.status is Status.READY
+
+
+class Session:
+    """The prompt and the shared resources. Create one per app (or per test).
+
+    Attributes are read freely from the UI thread; the ``load_*`` methods run in a worker
+    thread and publish their results with single assignments, so a reader sees either the
+    old state or the new one, never half of it.
+    """
+
+    def __init__(
+        self,
+        prompt: str = DEFAULT_PROMPT,
+        *,
+        model_dir: str | os.PathLike[str] | None = None,
+        encoding_names: tuple[str, ...] = ENCODING_NAMES,
+    ) -> None:
+        self._prompt = prompt
+        self.prompt_revision = 0
+        """Increases by one whenever the prompt text changes."""
+        self.encoding_names = encoding_names
+        self._encodings: Mapping[str, tiktoken.Encoding] = {}
+        self._encoding_errors: Mapping[str, str] = {}
+        self.tokenizer_state = ResourceState(Status.LOADING, "Loading tokenizers…")
+        if model_dir is None:
+            model_dir = os.environ.get(MODEL_DIR_ENV) or None
+        self._model_dir = Path(model_dir) if model_dir is not None else None
+        self.model: Model | None = None
+        """The loaded model, or ``None`` (see :attr:`model_state` for why)."""
+        self.model_state = ResourceState(Status.LOADING, "Loading the model…")
+        self._lock = threading.Lock()
+
+    # -- the prompt ------------------------------------------------------------------------
+
+    @property
+    def prompt(self) -> str:
+        """The user's text, exactly as typed (may be empty, may be megabytes long)."""
+        return self._prompt
+
+    def set_prompt(self, text: str) -> bool:
+        """Replace the prompt. Returns True if it changed (and bumps the revision)."""
+        if text == self._prompt:
+            return False
+        self._prompt = text
+        self.prompt_revision += 1
+        return True
+
+    # -- tokenizers ------------------------------------------------------------------------
+
+    def load_tokenizers(self) -> ResourceState:
+        """Load every encoding in :attr:`encoding_names` (blocking; ~0.5 s). Thread-safe.
+
+        One broken rank file does not take the others down: each failure is recorded and
+        reported by :meth:`encoding` and in :attr:`tokenizer_state`'s message.
+        """
+        with self._lock:
+            encodings: dict[str, tiktoken.Encoding] = {}
+            errors: dict[str, str] = {}
+            for name in self.encoding_names:
+                try:
+                    encodings[name] = load_encoding(name)
+                except TokenizerAssetError as exc:
+                    errors[name] = str(exc)
+            self._encodings = encodings
+            self._encoding_errors = errors
+            if not errors:
+                state = ResourceState(Status.READY)
+            else:
+                first = next(iter(errors.values()))
+                state = ResourceState(Status.FAILED, first)
+            self.tokenizer_state = state
+            return state
+
+    @property
+    def encodings(self) -> Mapping[str, tiktoken.Encoding]:
+        """The encodings loaded so far, by name (empty while loading)."""
+        return self._encodings
+
+    def encoding(self, name: str = "model") -> tiktoken.Encoding:
+        """The named encoding, or :class:`NotReady` with a message saying why not."""
+        enc = self._encodings.get(name)
+        if enc is not None:
+            return enc
+        if name in self._encoding_errors:
+            raise NotReady(self._encoding_errors[name])
+        if name not in self.encoding_names:
+            raise NotReady(f"unknown encoding {name!r}")
+        raise NotReady(self.tokenizer_state.message or "Loading tokenizers…")
+
+    def encoding_error(self, name: str) -> str | None:
+        """The load error for one encoding, if it failed."""
+        return self._encoding_errors.get(name)
+
+    def prompt_ids(self, name: str = "model") -> list[int]:
+        """The prompt encoded (as ordinary text) by the named encoding. Raises NotReady."""
+        return self.encoding(name).encode_ordinary(self._prompt)
+
+    # -- the model -------------------------------------------------------------------------
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the model is read from: ``$LLM_ANATOMY_MODEL`` or the shipped default."""
+        if self._model_dir is not None:
+            return self._model_dir
+        from .model import default_model_dir
+
+        return default_model_dir()
+
+    def load_model(self) -> ResourceState:
+        """Load the model from :attr:`model_dir` (blocking). Thread-safe.
+
+        A missing directory is not an error: the default model may not be installed yet.
+        """
+        from .model import ModelLoadError, load_model
+
+        path = self.model_dir
+        if not path.exists():
+            self.model = None
+            self.model_state = ResourceState(
+                Status.MISSING,
+                f"No trained model is installed (looked in {path}). "
+                "The chapters that run the model need one.",
+            )
+            return self.model_state
+        try:
+            model = load_model(path)
+        except (ModelLoadError, OSError, ValueError) as exc:
+            self.model = None
+            self.model_state = ResourceState(Status.FAILED, f"Could not load the model: {exc}")
+            return self.model_state
+        self.model = model
+        self.model_state = ResourceState(Status.READY)
+        return self.model_state
+
+    def require_model(self) -> Model:
+        """The loaded model, or :class:`NotReady` with a message fit to show a person."""
+        if self.model is not None:
+            return self.model
+        raise NotReady(self.model_state.message or "Loading the model…")
