@@ -13,7 +13,7 @@ from .commands import CommandError
 
 PROG = "llm-anatomy"
 # Modules in llm_anatomy_tui.commands, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("tokenize",)
+COMMAND_MODULES: tuple[str, ...] = ("tokenize", "generate")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -10,13 +10,24 @@ Weights are kept under their Hugging Face names (``model.layers.0.self_attn.q_pr
 projections of a layer are rows of one fused matrix, and gate/up likewise, so each
 projection is a single BLAS call; the HF-named tensors are contiguous row-slices (views)
 of those fused matrices, so nothing is stored twice.
+
+:func:`forward` runs any number of tokens (with an optional KV cache and trace); one
+cached token without a trace takes the lean path :func:`decode_token`. Models too large
+for the CPU cache decode from column-major copies of their matrices
+(:func:`decode_layout`), and every pass runs on one BLAS thread
+(:data:`SINGLE_THREAD_BLAS`) — both measured choices, explained where they are defined.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import json
+import math
 import struct
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +85,7 @@ class Model:
     lm_head: np.ndarray  # [V, d]; the same array as ``embed`` when embeddings are tied
     name: str = "model"
     _rope: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
+    _decode_layout: DecodeLayout | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -248,15 +260,16 @@ class LayerKV:
 
     def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Store new k, v ([Hkv, T, D]) after the cached ones; return all keys and values."""
-        n = k.shape[1]
-        if self.length + n > self.capacity:
+        start = self.length
+        end = start + k.shape[1]
+        if end > self._k.shape[1]:
             raise ContextOverflowError(
-                f"KV cache full: {self.length} + {n} positions > capacity {self.capacity}"
+                f"KV cache full: {start} + {k.shape[1]} positions > capacity {self.capacity}"
             )
-        self._k[:, self.length : self.length + n] = k
-        self._v[:, self.length : self.length + n] = v
-        self.length += n
-        return self.keys, self.values
+        self._k[:, start:end] = k
+        self._v[:, start:end] = v
+        self.length = end
+        return self._k[:, :end], self._v[:, :end]
 
     def truncate(self, length: int) -> None:
         """Forget every position from ``length`` on (used to rewind generation)."""
@@ -439,14 +452,33 @@ def forward(
     tokens: Sequence[int] | np.ndarray,
     cache: KVCache | None = None,
     trace: Trace | None = None,
+    all_logits: bool = True,
 ) -> np.ndarray:
     """Logits [T, V] for ``tokens``, placed after whatever ``cache`` already holds.
 
     Without a cache the tokens sit at positions 0..T-1. With one, they continue from
     ``cache.length`` and their keys/values are appended to it (prefill, then decode).
+    ``all_logits=False`` runs the output head on the last position only and returns
+    [1, V]: generation needs nothing else, and for a large vocabulary the head is a large
+    share of a prefill's work. A trace always records the logits of every position.
+
+    BLAS threads: see :data:`SINGLE_THREAD_BLAS`.
     """
+    with _blas_threads():
+        return _forward(model, tokens, cache, trace, all_logits)
+
+
+def _forward(
+    model: Model,
+    tokens: Sequence[int] | np.ndarray,
+    cache: KVCache | None,
+    trace: Trace | None,
+    all_logits: bool,
+) -> np.ndarray:
     start = cache.length if cache is not None else 0
     ids = check_tokens(model, tokens, start)
+    if ids.size == 1 and cache is not None and trace is None:
+        return _decode_token(model, int(ids[0]), cache)[None, :]  # [1, V]
     cfg = model.config
     positions = np.arange(start, start + ids.size)
     cos, sin = model.rope_tables(positions)
@@ -460,11 +492,264 @@ def forward(
         x = decoder_block(x, layer, cfg, cos, sin, kv, rec)
         if trace is not None:
             trace.layers.append(rec)
+    if not all_logits and trace is None:
+        x = x[-1:]  # [T, d] -> [1, d]: only the next-token prediction is wanted
     h = rms_norm(x, model.norm, cfg.rms_norm_eps)
     logits = h @ model.lm_head.T  # [T, d] -> [T, V]
     if trace is not None:
         trace.final_norm, trace.logits = h, logits
+        if not all_logits:
+            return logits[-1:]
     return logits
+
+
+SINGLE_THREAD_BLAS = True
+"""Run every forward pass with one BLAS thread (set False to let OpenBLAS use all cores).
+
+Why: OpenBLAS splits a matrix product across threads that busy-wait for each other.
+When other processes keep the cores busy — a training run, another OpenBLAS program, a
+test suite, the UI — each product waits for a descheduled helper thread. Measured on the
+project's 2-core machine with a training run in the background, one thread against all:
+cached decode of anatomy-mini 2,400 vs 120-190 tokens/s; a traced 256-token forward
+20-35 vs 100-500 ms; a 128-token prefill of the 768-wide shape 0.4 vs 2-5 s. On an idle
+machine all threads gain ~10% on small models and up to 2x on the matrix-matrix products
+of a large model's prefill; decoding, bound by memory bandwidth, gains nothing (one core
+already streams ~20 GB/s here). Robustness wins: one thread.
+"""
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """``with one_blas_thread():`` limits numpy's OpenBLAS to one thread, then restores it.
+
+    Process-wide while active (OpenBLAS has no per-thread setting); overlapping uses from
+    several threads are counted, so the default comes back when the last one ends. A no-op
+    when numpy's BLAS is not OpenBLAS.
+    """
+    return _BLAS.one_thread()
+
+
+def _blas_threads() -> contextlib.AbstractContextManager:
+    return _BLAS.one_thread() if SINGLE_THREAD_BLAS else contextlib.nullcontext()
+
+
+def decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
+    """Logits [V] for one new token at position ``cache.length``, appending its K/V.
+
+    The same arithmetic as :func:`forward` (which calls this for a single cached token
+    without a trace), written the way llama2.c's ``forward`` is: one vector per step,
+    matrix-vector products against the ``[out, in]`` weights — each a contiguous row
+    stream, so large models run at memory bandwidth — and as few numpy calls as
+    possible, because at this size Python's per-call overhead rivals the arithmetic.
+    BLAS threads: see :data:`SINGLE_THREAD_BLAS`.
+    """
+    with _blas_threads():
+        return _decode_token(model, token, cache)
+
+
+def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
+    cfg = model.config
+    n_heads, n_kv, head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.dim_head
+    group, f = cfg.group_size, cfg.intermediate_size
+    eps, inv_d = cfg.rms_norm_eps, 1.0 / cfg.hidden_size
+    q_end, k_end = n_heads * head_dim, (n_heads + n_kv) * head_dim
+    pos = cache.length
+    if pos >= cfg.max_position_embeddings:
+        raise ContextOverflowError(
+            f"{pos + 1} positions exceed the context window of {cfg.max_position_embeddings} tokens"
+        )
+    if not 0 <= token < cfg.vocab_size:  # a negative id would silently index from the end
+        raise ValueError(
+            f"token id {token} is outside this model's vocabulary (0..{cfg.vocab_size - 1})"
+        )
+    cos, sin = model._rope[0][pos], model._rope[1][pos]  # [D] each
+    # rotate_half(v) * sin == v[swap] * signed_sin, with swap exchanging the two halves:
+    # one gather instead of a negation and a concatenation, per layer.
+    swap, sign = _half_swap(head_dim)
+    signed_sin = sin * sign  # [D]: -sin on the first half, +sin on the second
+    scale = 1.0 / math.sqrt(head_dim)
+
+    def norm(v: np.ndarray, gain: np.ndarray) -> np.ndarray:
+        # RMSNorm of one vector: the mean square is a dot product, the rest scalar math
+        # (a Python float times a float32 array stays float32).
+        return v * (gain * (1.0 / math.sqrt(float(v @ v) * inv_d + eps)))
+
+    cols = decode_layout(model)  # None: every product reads the [out, in] rows
+    x = model.embed[token]  # [d]
+    for i, (layer, kv) in enumerate(zip(model.layers, cache.layers, strict=True)):
+        wt = cols.layers[i] if cols is not None else (None, None, None, None)
+        qkv = _mv(layer.wqkv, wt[0], norm(x, layer.attn_norm))  # [d] -> [(H + 2Hkv) * D]
+        qk = qkv[:k_end].reshape(n_heads + n_kv, head_dim)  # q heads, then k heads: [H+Hkv, D]
+        # RoPE (rotate-half) on every q and k head at once: x*cos + [-x2, x1]*sin.
+        qk = qk * cos + qk.take(swap, axis=1) * signed_sin
+        k_new = qk[n_heads:, None, :]  # [Hkv, 1, D]
+        v_new = qkv[k_end:].reshape(n_kv, 1, head_dim)  # [Hkv, 1, D]
+        keys, values = kv.append(k_new, v_new)  # [Hkv, S, D] each, S = pos + 1
+        qg = qk[:n_heads].reshape(n_kv, group, head_dim)  # query heads grouped by K/V head
+        weights = qg @ keys.transpose(0, 2, 1)  # [Hkv, G, S] scores; no mask: all S visible
+        weights *= scale
+        # softmax over keys, in place (a fresh array per step costs more than the math)
+        weights -= np.maximum.reduce(weights, axis=-1, keepdims=True)
+        np.exp(weights, out=weights)
+        weights /= np.add.reduce(weights, axis=-1, keepdims=True)
+        heads = weights @ values  # [Hkv, G, D], i.e. [H, D] in head order
+        x = x + _mv(layer.wo, wt[1], heads.reshape(q_end))  # [H*D] -> [d]
+        gate_up = _mv(layer.w_gate_up, wt[2], norm(x, layer.ffn_norm))  # [d] -> [2f]
+        gate, up = gate_up[:f], gate_up[f:]
+        hidden = gate / (1.0 + np.exp(-gate)) * up  # silu(gate) * up: [f]
+        x = x + _mv(layer.w_down, wt[3], hidden)  # [f] -> [d]
+    head = cols.head if cols is not None else None
+    return _mv(model.lm_head, head, norm(x, model.norm))  # [V]
+
+
+def _mv(w: np.ndarray, w_cols: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """w @ x for w [out, in], read from the [in, out] copy when there is one."""
+    return w @ x if w_cols is None else x @ w_cols
+
+
+# -- the decode layout -------------------------------------------------------------------
+
+DECODE_LAYOUT_MIN_BYTES = 32 * 2**20
+"""Models with more weight bytes than this decode from an [in, out] copy of the matrices
+that are at least as tall as they are wide (see :func:`decode_layout`)."""
+
+
+@dataclass(frozen=True)
+class DecodeLayout:
+    """[in, out] (column-major) copies of a model's matrices, for one-token decoding.
+
+    ``layers[i]`` holds (wqkv, wo, w_gate_up, w_down) transposed, or None for a matrix
+    kept in its [out, in] layout; ``head`` likewise for the output head.
+    """
+
+    layers: list[tuple[np.ndarray | None, ...]]
+    head: np.ndarray | None
+
+
+_LAYOUT_LOCK = threading.Lock()
+
+
+def decode_layout(model: Model) -> DecodeLayout | None:
+    """The column-major copies a large model decodes from, built on first use; None for
+    a model small enough to stay in the CPU cache.
+
+    Why: decoding a token multiplies each weight matrix by one vector, so it is bound by
+    how fast the matrix streams from memory. OpenBLAS's matrix-vector kernel streams an
+    [in, out] matrix (an axpy per input) at ~25-27 GB/s on the project's machine, the
+    memory's full read rate, but an [out, in] one (a dot product per output row) at only
+    ~17-18 GB/s — except for wide matrices such as down_proj, where the row layout is a
+    little faster. Weights cached in L3 run fast either way, so small models (and the
+    trained anatomy-mini) keep the HF [out, in] layout only and pay no extra memory.
+
+    The copies double a large model's memory, and the originals are frozen (read-only)
+    when the copies are made, so an in-place weight update fails loudly instead of
+    leaving decoding with stale weights; build a new model (:meth:`Model.with_tensors`)
+    to change weights.
+    """
+    if model.config.parameter_count() * 4 <= DECODE_LAYOUT_MIN_BYTES:
+        return None
+    if model._decode_layout is None:
+        with _LAYOUT_LOCK:
+            if model._decode_layout is None:
+                model._decode_layout = _build_decode_layout(model)
+    return model._decode_layout
+
+
+def _build_decode_layout(model: Model) -> DecodeLayout:
+    def cols(w: np.ndarray) -> np.ndarray | None:
+        if w.shape[0] < w.shape[1]:  # wider than tall: rows stream faster (measured)
+            return None
+        w.flags.writeable = False  # the copy below must not go stale
+        t = np.ascontiguousarray(w.T)  # [out, in] -> [in, out]
+        t.flags.writeable = False
+        return t
+
+    layers = [
+        tuple(cols(w) for w in (layer.wqkv, layer.wo, layer.w_gate_up, layer.w_down))
+        for layer in model.layers
+    ]
+    return DecodeLayout(layers, cols(model.lm_head))
+
+
+@functools.cache
+def _half_swap(head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index exchanging the two halves of a head ([D/2..D) then [0..D/2)), and the signs
+    that turn the swapped vector into rotate_half's [-x2, x1]."""
+    half = head_dim // 2
+    swap = np.concatenate([np.arange(half, head_dim), np.arange(half)])
+    sign = np.concatenate([-np.ones(half, np.float32), np.ones(half, np.float32)])
+    swap.flags.writeable = sign.flags.writeable = False
+    return swap, sign
+
+
+class _BlasThreads:
+    """Limit OpenBLAS (numpy's BLAS) to one thread inside ``with one_thread():``.
+
+    Uses OpenBLAS's own ``set_num_threads`` through ctypes, as ``threadpoolctl`` does; a
+    no-op when numpy's BLAS is something else or cannot be found. The setting is process
+    wide, so overlapping sections (several threads) are counted and the default thread
+    count is restored when the last one ends — never left at one thread by accident.
+    """
+
+    _SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                "openblas_set_num_threads")  # fmt: skip
+    _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                "openblas_get_num_threads")  # fmt: skip
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._set = self._get = None
+        self._default = 1
+        self._loaded = False
+
+    def _load(self) -> None:
+        self._loaded = True
+        try:
+            with open("/proc/self/maps") as fh:  # Linux: the libraries this process loaded
+                paths = {ln.split()[-1] for ln in fh if "openblas" in ln.lower()}
+        except OSError:
+            return
+        for path in sorted(paths):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            setter = next((getattr(lib, n) for n in self._SETTERS if hasattr(lib, n)), None)
+            getter = next((getattr(lib, n) for n in self._GETTERS if hasattr(lib, n)), None)
+            if setter is not None and getter is not None:
+                self._set, self._get, self._default = setter, getter, int(getter())
+                return
+
+    def threads(self) -> int | None:
+        """OpenBLAS's current thread count, or None if it cannot be controlled here."""
+        with self._lock:
+            if not self._loaded:
+                self._load()
+        return None if self._set is None else int(self._get())
+
+    @contextlib.contextmanager
+    def one_thread(self) -> Iterator[None]:
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            if self._set is None or self._default <= 1:
+                active = False
+            else:
+                active = True
+                if self._active == 0:
+                    self._set(1)
+                self._active += 1
+        try:
+            yield
+        finally:
+            if active:
+                with self._lock:
+                    self._active -= 1
+                    if self._active == 0:
+                        self._set(self._default)
+
+
+_BLAS = _BlasThreads()
 
 
 def logit_lens(model: Model, residual: np.ndarray) -> np.ndarray:
@@ -493,13 +778,19 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         header = _safetensors_header(path)
     except FileNotFoundError:
         raise ModelLoadError(f"no {path.name} in {path.parent}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     for key, info in header.items():
-        if key != "__metadata__" and info.get("dtype") not in _SAFETENSORS_DTYPES:
+        if key == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise ModelLoadError(f"{path.name} is not a valid safetensors file (entry {key})")
+        if info.get("dtype") not in _SAFETENSORS_DTYPES:
             raise ModelLoadError(
                 f"tensor {key} in {path.name} has dtype {info.get('dtype')}; "
-                "supported: F32, F16, BF16"
+                "supported: F32, F16, BF16, F64"
             )
-    if any(info.get("dtype") == "BF16" for k, info in header.items() if k != "__metadata__"):
+    if any(info["dtype"] == "BF16" for k, info in header.items() if k != "__metadata__"):
         return _read_with_bf16(path, header)
     try:
         raw = load_file(str(path))
@@ -530,30 +821,38 @@ def _safetensors_header(path: Path) -> dict:
 
 
 def _read_with_bf16(path: Path, header: dict) -> dict[str, np.ndarray]:
-    blob = path.read_bytes()
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     base = 8 + struct.unpack("<Q", blob[:8])[0]
     out = {}
     for key, info in header.items():
         if key == "__metadata__":
             continue
-        start, end = info["data_offsets"]
-        if base + end > len(blob) or start > end:
-            raise ModelLoadError(f"{path.name} is truncated (tensor {key} runs past the end)")
-        buf = np.frombuffer(blob, dtype=np.uint8, count=end - start, offset=base + start)
-        dtype = info["dtype"]
-        if dtype == "BF16":
-            arr = (buf.view("<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            arr = buf.view(np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).astype(
-                np.float32
-            )
         try:
-            out[key] = arr.reshape(info["shape"])
-        except ValueError:
+            out[key] = _decode_tensor(blob, base, info)
+        except (KeyError, TypeError, ValueError):
             raise ModelLoadError(
-                f"tensor {key} in {path.name}: data does not match its shape"
+                f"tensor {key} in {path.name} is malformed or truncated "
+                "(its data does not match its dtype, shape and offsets)"
             ) from None
     return out
+
+
+def _decode_tensor(blob: bytes, base: int, info: dict) -> np.ndarray:
+    """One tensor of a safetensors blob as float32 (BF16 widened by a 16-bit shift)."""
+    start, end = (int(o) for o in info["data_offsets"])
+    if not 0 <= start <= end or base + end > len(blob):
+        raise ValueError("offsets out of range")
+    buf = np.frombuffer(blob, dtype=np.uint8, count=end - start, offset=base + start)
+    dtype = info["dtype"]
+    if dtype == "BF16":
+        # bfloat16 is the top half of a float32: shift the 16 bits up, reinterpret.
+        arr = (buf.view("<u2").astype(np.uint32) << 16).view(np.float32)
+    else:
+        arr = buf.view(np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).astype(np.float32)
+    return arr.reshape([int(n) for n in info["shape"]])
 
 
 def load_model(path: str | Path) -> Model:
