@@ -21,24 +21,15 @@ Prints a table and exits non-zero if a target is missed (``--no-check`` to only 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
-import pty
-import re
-import select
-import signal
-import struct
 import sys
-import termios
-import time
-from pathlib import Path
 
-COLS, ROWS = 80, 24
+from _terminal import COLS, ROWS, Terminal, command, load_average, pct, time_keys
+
 FIRST_PAINT_TARGET = 1.0
 TYPING_P95_TARGET = 0.050
 WELCOME_MARKER = "Chapters"  # the border title of the chapter list on the welcome screen
 
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[P\]X^_].*?(?:\x07|\x1b\\)|\x1b.")
 
 PROMPT_2000 = (
     "If the human brain were so simple that we could understand it, we would be so "
@@ -52,79 +43,6 @@ def make_prompt(n: int = 2000) -> str:
     return text
 
 
-def command() -> list[str]:
-    script = Path(sys.executable).with_name("llm-anatomy")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "llm_anatomy_tui.cli"]
-
-
-class Terminal:
-    """A child process on a pty, with a screen-text reader."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.start = time.perf_counter()
-        pid, fd = pty.fork()
-        if pid == 0:  # child
-            env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS))
-            env.pop("NO_COLOR", None)
-            os.execvpe(argv[0], argv, env)
-        self.pid, self.fd = pid, fd
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-        self.buffer = ""
-
-    def read_until(self, predicate, timeout: float = 20.0) -> float:  # noqa: ANN001
-        """Read output until ``predicate(text_since_mark)`` is true; return the time."""
-        deadline = time.perf_counter() + timeout
-        while True:
-            if predicate(self.buffer):
-                return time.perf_counter()
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                raise TimeoutError(f"no match; last output: {self.buffer[-400:]!r}")
-            ready, _, _ = select.select([self.fd], [], [], remaining)
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except OSError:
-                    raise TimeoutError("the app exited") from None
-                self.buffer += _ANSI.sub("", chunk.decode("utf-8", errors="replace"))
-
-    def mark(self) -> None:
-        self.buffer = ""
-
-    def write(self, data: bytes) -> float:
-        t = time.perf_counter()
-        os.write(self.fd, data)
-        return t
-
-    def drain(self, seconds: float) -> None:
-        end = time.perf_counter() + seconds
-        while (left := end - time.perf_counter()) > 0:
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if ready:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except OSError:
-                    return
-                self.buffer += _ANSI.sub("", chunk.decode("utf-8", errors="replace"))
-
-    def close(self) -> None:
-        try:
-            os.write(self.fd, b"\x11")  # ctrl+q
-            deadline = time.perf_counter() + 5
-            while time.perf_counter() < deadline:
-                pid, _ = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    break
-                self.drain(0.05)
-            else:
-                os.kill(self.pid, signal.SIGTERM)
-                os.waitpid(self.pid, 0)
-        finally:
-            os.close(self.fd)
-
-
 def first_paint(runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -134,6 +52,11 @@ def first_paint(runs: int) -> list[float]:
         term.drain(0.8)  # let the background loading finish before quitting
         term.close()
     return times
+
+
+def _count_painted(text: str, i: int) -> bool:
+    """The i-th typed character shows as the repainted character count."""
+    return f"{2000 + i:,} characters" in text
 
 
 def typing(keys: int, pace: float) -> list[float]:
@@ -151,15 +74,7 @@ def typing(keys: int, pace: float) -> list[float]:
         term.drain(1.0)
         term.write(b"/")  # into the prompt bar (cursor at the end)
         term.drain(0.5)
-        latencies = []
-        for i in range(1, keys + 1):
-            expected = f"{2000 + i:,} characters"
-            term.mark()
-            sent = term.write(b"x")
-            done = term.read_until(lambda text, e=expected: e in text, timeout=10)
-            latencies.append(done - sent)
-            term.drain(pace)
-        return latencies
+        return time_keys(term, b"x", keys, _count_painted, pace)
     finally:
         term.close()
 
@@ -195,30 +110,9 @@ def typing_baseline(keys: int, pace: float) -> list[float]:
     try:
         term.read_until(lambda text: "2,000 characters" in text)
         term.drain(1.0)
-        latencies = []
-        for i in range(1, keys + 1):
-            expected = f"{2000 + i:,} characters"
-            term.mark()
-            sent = term.write(b"x")
-            done = term.read_until(lambda text, e=expected: e in text, timeout=10)
-            latencies.append(done - sent)
-            term.drain(pace)
-        return latencies
+        return time_keys(term, b"x", keys, _count_painted, pace)
     finally:
         term.close()
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def main() -> int:

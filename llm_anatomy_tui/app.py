@@ -9,6 +9,8 @@ up when they are resumed). See ``chapters/base.py`` for the chapter contract.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from functools import partial
 
 from textual import work
@@ -16,9 +18,16 @@ from textual.app import App
 from textual.timer import Timer
 
 from .chapters import CHAPTERS, Chapter, chapter_index, find_chapter
-from .chapters.base import MODEL, TOKENIZERS, ChapterScreen, SessionChanged
+from .chapters.base import (
+    GENERATION,
+    MODEL,
+    TOKENIZERS,
+    ChapterScreen,
+    GenerationOp,
+    SessionChanged,
+)
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
-from .core.session import DEFAULT_PROMPT, ResourceState, Session, Status
+from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
 
 DIGIT_WAIT = 0.6
 """Seconds to wait for a second digit when a jump is ambiguous (``1`` vs ``14``)."""
@@ -54,6 +63,9 @@ class LLMAnatomyApp(App[None]):
         self._load_resources = load_resources
         self._digits = ""
         self._digit_timer: Timer | None = None
+        self._generation_ops: deque[tuple[GenerationOp, str | None]] = deque()
+        self._generation_ops_lock = threading.Lock()
+        self._generation_worker_busy = False
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -80,6 +92,46 @@ class LLMAnatomyApp(App[None]):
                     session.model_state = state
             try:
                 self.call_from_thread(self.announce, frozenset({name}))
+            except RuntimeError:
+                return  # the app is shutting down
+
+    # -- the shared generation -----------------------------------------------------------------
+
+    def submit_generation(self, op: GenerationOp, key: str | None = None) -> None:
+        """Queue ``op`` for the generation worker (see ``ChapterScreen.submit_generation``)."""
+        with self._generation_ops_lock:
+            if key is not None:
+                self._generation_ops = deque(
+                    item for item in self._generation_ops if item[1] != key
+                )
+            self._generation_ops.append((op, key))
+            if self._generation_worker_busy:
+                return  # the running worker drains the queue
+            self._generation_worker_busy = True
+        self.run_generation_ops()
+
+    @work(thread=True, group="generation", exit_on_error=False)
+    def run_generation_ops(self) -> None:
+        """Run queued generation ops one at a time until the queue is empty."""
+        session = self.session
+        while True:
+            with self._generation_ops_lock:
+                if not self._generation_ops:
+                    self._generation_worker_busy = False
+                    return
+                op, _key = self._generation_ops.popleft()
+            message: str | None
+            with session.generation_lock:
+                try:
+                    message = op(session.generation())
+                except NotReady as exc:
+                    message = str(exc)
+                except Exception as exc:  # a failed op must not kill the worker or the app
+                    message = f"{type(exc).__name__}: {exc}"
+                session.generation_message = message or ""
+                session.generation_revision += 1
+            try:
+                self.call_from_thread(self.announce, frozenset({GENERATION}))
             except RuntimeError:
                 return  # the app is shutting down
 

@@ -69,6 +69,19 @@ The contract
   block the UI thread on numpy for more than a few milliseconds; while typing, a chapter
   recomputes on every keystroke, so cheap updates run inline and expensive ones in the
   worker.
+- **The shared generation.** Chapters that step the model (sampling, attention, KV
+  cache …) share one :class:`~llm_anatomy_tui.core.generation.Generation`: the prompt's
+  tokens (see ``Session.context_ids`` for the empty / too-long policy) plus every token
+  generated after it, with its step records. Read it from the UI thread with
+  ``session.current_generation`` (``None`` until the first op built it for the current
+  prompt and model). Change it only through :meth:`submit_generation` (or
+  :meth:`step_generation`): the op runs in the app's single generation worker, under the
+  session's generation lock, in submission order; afterwards every screen receives a
+  ``"generation"`` change. ``session.generation_message`` holds the last op's one-line
+  complaint (e.g. "Generation has stopped: …"), ``session.context_notice`` why the model
+  reads something other than the typed prompt. Sampler settings and seed live in the
+  session (``session.sampling`` / ``set_sampling``, ``session.seed`` / ``set_seed``) and
+  apply from the next step on.
 - **No model.** With ``NEEDS_MODEL = True`` the base shows the session's message about the
   model (loading / not installed / failed to load) above your content; your
   :meth:`session_changed` must then simply not draw model results.
@@ -76,6 +89,7 @@ The contract
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from rich.text import Text
@@ -91,12 +105,19 @@ from ..core.session import ResourceState, Session, Status
 from ..widgets.prompt_bar import PromptBar
 
 if TYPE_CHECKING:
+    from ..core.generation import Generation
     from . import Chapter
 
 PROMPT = "prompt"
 TOKENIZERS = "tokenizers"
 MODEL = "model"
-ALL_CHANGES: frozenset[str] = frozenset({PROMPT, TOKENIZERS, MODEL})
+GENERATION = "generation"
+ALL_CHANGES: frozenset[str] = frozenset({PROMPT, TOKENIZERS, MODEL, GENERATION})
+
+GenerationOp = Callable[["Generation"], "str | None"]
+"""A function run by the app's generation worker on the shared generation (holding the
+session's generation lock). It may step, rewind, branch, preview …; it returns None, or a
+one-line message to show the person (e.g. why nothing happened)."""
 
 
 class SessionChanged(Message):
@@ -117,6 +138,8 @@ class SessionHost(Protocol):
     session: Session
 
     def goto_chapter(self, key: int | str) -> None: ...
+
+    def submit_generation(self, op: GenerationOp, key: str | None = None) -> None: ...
 
 
 def _digit_bindings() -> list[Binding]:
@@ -255,7 +278,7 @@ class ChapterScreen(Screen):
     def __init__(self, chapter: Chapter) -> None:
         super().__init__(name=chapter.slug, id=f"chapter-{chapter.slug}")
         self.chapter = chapter
-        self._seen: tuple[int, ResourceState, ResourceState] | None = None
+        self._seen: tuple[int, ResourceState, ResourceState, int] | None = None
         self._bars_cache: list[PromptBar] | None = None
         self._notice_state: tuple[ResourceState, ResourceState] | None = None
 
@@ -271,7 +294,32 @@ class ChapterScreen(Screen):
         yield from ()
 
     def session_changed(self, changes: frozenset[str]) -> None:
-        """Recompute what the chapter shows. ``changes`` ⊆ {"prompt", "tokenizers", "model"}."""
+        """Recompute what the chapter shows.
+
+        ``changes`` ⊆ {"prompt", "tokenizers", "model", "generation"}; "generation" comes
+        with every prompt or model change too (the shared generation restarts then)."""
+
+    def submit_generation(self, op: GenerationOp, key: str | None = None) -> None:
+        """Run ``op`` on the shared generation in the app's generation worker.
+
+        Ops run one at a time, in order, off the UI thread; every screen gets a
+        "generation" change after each (the shown one at once, others when resumed).
+        A queued op with the same ``key`` is replaced by this one (use it for previews,
+        where only the newest matters); ops without a key are never dropped, so holding
+        the step key takes one step per key press.
+        """
+        cast(SessionHost, self.app).submit_generation(op, key)
+
+    def step_generation(self, n: int = 1) -> None:
+        """Sample and append ``n`` tokens (fewer if the generation stops)."""
+
+        def op(gen: Generation) -> str | None:
+            if gen.done:
+                return f"Generation has stopped: {gen.stop.message}" if gen.stop else None
+            gen.generate(n)
+            return None
+
+        self.submit_generation(op)
 
     def goto_chapter(self, key: int | str) -> None:
         """Open another chapter by number or slug (e.g. "see chapter 8" links)."""
@@ -298,9 +346,9 @@ class ChapterScreen(Screen):
 
     # -- session plumbing -----------------------------------------------------------------
 
-    def _state(self) -> tuple[int, ResourceState, ResourceState]:
+    def _state(self) -> tuple[int, ResourceState, ResourceState, int]:
         s = self.session
-        return (s.prompt_revision, s.tokenizer_state, s.model_state)
+        return (s.prompt_revision, s.tokenizer_state, s.model_state, s.generation_revision)
 
     def _prompt_bars(self) -> list[PromptBar]:
         # Cached: queried on every keystroke. Re-queried if a bar was added or removed.
@@ -310,6 +358,8 @@ class ChapterScreen(Screen):
         return bars
 
     def _deliver(self, changes: frozenset[str], source: PromptBar | None = None) -> None:
+        if changes & {PROMPT, MODEL}:
+            changes = changes | {GENERATION}  # the shared generation restarts with them
         self._seen = self._state()
         if PROMPT in changes:
             for bar in self._prompt_bars():
@@ -360,7 +410,7 @@ class ChapterScreen(Screen):
         changes = {
             name
             for name, before, after in zip(
-                (PROMPT, TOKENIZERS, MODEL), self._seen, now, strict=True
+                (PROMPT, TOKENIZERS, MODEL, GENERATION), self._seen, now, strict=True
             )
             if before != after
         }

@@ -31,7 +31,9 @@ from .tokenizers import ENCODING_NAMES, TokenizerAssetError, load_encoding
 if TYPE_CHECKING:  # numpy is imported only when the model is actually loaded
     import tiktoken
 
+    from .generation import Generation
     from .model import Model
+    from .sampling import SamplingSettings
 
 DEFAULT_PROMPT = "Once upon a time, there was a little robot who wanted to read."
 """The prompt a fresh session starts with (the default model was trained on short stories)."""
@@ -93,6 +95,21 @@ class Session:
         """The loaded model, or ``None`` (see :attr:`model_state` for why)."""
         self.model_state = ResourceState(Status.LOADING, "Loading the model…")
         self._lock = threading.Lock()
+        # -- the shared generation (see "the generation" below) --
+        self.generation_lock = threading.RLock()
+        """Held while a generation op runs; read :attr:`current_generation` without it."""
+        self.generation_revision = 0
+        """Increases by one whenever the shared generation changed (a step, a rewind …)."""
+        self.generation_message = ""
+        """One line about the last generation op that did not go as asked (or "")."""
+        self._sampling: SamplingSettings | None = None
+        self.seed = 0
+        """Seed of the shared generation's draws (step t draws from its own generator)."""
+        self._generation: Generation | None = None
+        self._generation_key: tuple[str, int] | None = None
+        self.context_notice = ""
+        """Why the model reads something other than the prompt's tokens, or "" (e.g. the
+        prompt was empty, or longer than the context window)."""
 
     # -- the prompt ------------------------------------------------------------------------
 
@@ -201,3 +218,106 @@ class Session:
         if self.model is not None:
             return self.model
         raise NotReady(self.model_state.message or "Loading the model…")
+
+    # -- the generation ----------------------------------------------------------------------
+    #
+    # One Generation (prompt + the tokens generated after it) is shared by every chapter
+    # that steps the model: a step taken in one chapter is the step the others show. It is
+    # rebuilt, empty, whenever the prompt or the model changes. It is only ever touched
+    # inside a *generation op* — a function run by the app's single generation worker
+    # while holding :attr:`generation_lock` — so steps never race; screens read
+    # :attr:`current_generation` (immutable step records) from the UI thread.
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        """The sampler settings the shared generation uses from its next step on."""
+        if self._sampling is None:
+            from .sampling import SamplingSettings
+
+            self._sampling = SamplingSettings()
+        return self._sampling
+
+    def set_sampling(self, settings: SamplingSettings) -> None:
+        """Use these sampler settings from the next step on (recorded steps keep theirs)."""
+        self._sampling = settings
+        with self.generation_lock:
+            if self._generation is not None:
+                self._generation.settings = settings
+
+    def set_seed(self, seed: int) -> None:
+        """Use this seed for draws from the next step on (replay re-draws every step)."""
+        self.seed = int(seed)
+        with self.generation_lock:
+            if self._generation is not None:
+                self._generation.seed = self.seed
+
+    def _generation_state(self) -> tuple[str, int]:
+        return (self._prompt, id(self.model))
+
+    @property
+    def current_generation(self) -> Generation | None:
+        """The shared generation if it was built for the current prompt and model, else
+        None. Safe to read from the UI thread: its steps are immutable records."""
+        if self._generation is not None and self._generation_key == self._generation_state():
+            return self._generation
+        return None
+
+    def context_ids(self, encoding: tiktoken.Encoding, window: int) -> tuple[list[int], str]:
+        """The token IDs the model reads for the prompt, and a notice if they differ from it.
+
+        Policy, for a model with a context window of ``window`` positions:
+
+        - an empty prompt becomes ``[<|endoftext|>]`` — the token that separated stories in
+          the training text, so the model starts a fresh story;
+        - a prompt of ``window`` tokens or more keeps only its last ``window - 1`` (the
+          oldest tokens fall out of the window, as in a chat), leaving room for one new
+          token; the notice says how many were dropped.
+
+        >>> from .tokenizers import load_encoding
+        >>> ids, note = Session("").context_ids(load_encoding("model"), 256)
+        >>> ids, note.split(":")[0]
+        ([8192], 'The prompt is empty')
+        """
+        ids = encoding.encode_ordinary(self._prompt)
+        if not ids:
+            return [encoding.eot_token], (
+                "The prompt is empty: the model starts from <|endoftext|>, the token that "
+                "separated stories in its training text."
+            )
+        if len(ids) >= window:
+            keep = window - 1
+            dropped = len(ids) - keep
+            return ids[-keep:], (
+                f"The prompt has {len(ids):,} tokens; the context window holds {window}. "
+                f"The oldest {dropped:,} fell out of the window: the model reads the last "
+                f"{keep:,}, leaving room for one new token."
+            )
+        return ids, ""
+
+    def generation(self) -> Generation:
+        """The shared generation for the current prompt and model, built (empty) if needed.
+
+        Call it only inside a generation op (holding :attr:`generation_lock`). Raises
+        :class:`NotReady` while the model or the tokenizer is not available.
+        """
+        current = self.current_generation
+        if current is not None:
+            return current
+        from .generation import Generation
+
+        model = self.require_model()
+        encoding = self.encoding("model")
+        ids, notice = self.context_ids(encoding, model.config.max_position_embeddings)
+        generation = Generation(
+            model, ids, settings=self.sampling, seed=self.seed, encoding=encoding
+        )
+        self._generation, self._generation_key = generation, self._generation_state()
+        self.context_notice = notice
+        return generation
+
+    def reset_generation(self) -> None:
+        """Forget every step: the next op starts again from the prompt."""
+        with self.generation_lock:
+            self._generation = None
+            self._generation_key = None
+            self.generation_revision += 1

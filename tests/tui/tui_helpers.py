@@ -30,3 +30,34 @@ async def settle(pilot) -> None:  # noqa: ANN001
         if isinstance(widget, TextArea | Input):
             widget.cursor_blink = False
     await pilot.pause()
+
+
+def make_model_session(prompt: str = SEED, model=None) -> Session:  # noqa: ANN001
+    """A session with tokenizers loaded and ``model`` installed as if it had loaded.
+
+    ``model`` defaults to the shipped anatomy-mini (the chapters' real subject), or the
+    model directory named by ``$LLM_ANATOMY_MODEL`` if set."""
+    import os
+
+    from llm_anatomy_tui.core.model import default_model_dir
+    from llm_anatomy_tui.core.session import MODEL_DIR_ENV, ResourceState, Status
+
+    session = Session(prompt, model_dir=NO_MODEL_DIR)
+    session.load_tokenizers()
+    if model is None:
+        model = _load_cached(os.environ.get(MODEL_DIR_ENV) or str(default_model_dir()))
+    session.model = model
+    session.model_state = ResourceState(Status.READY)
+    return session
+
+
+_MODELS: dict = {}
+
+
+def _load_cached(path: str):  # noqa: ANN202
+    """Load each model directory once per test process (models are never mutated)."""
+    from llm_anatomy_tui.core.model import load_model
+
+    if path not in _MODELS:
+        _MODELS[path] = load_model(path)
+    return _MODELS[path]

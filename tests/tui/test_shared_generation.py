@@ -1,0 +1,135 @@
+"""The shared generation: ops run in order in one worker, every screen hears of them."""
+
+from __future__ import annotations
+
+import threading
+
+from tui_helpers import make_model_session
+
+from llm_anatomy_tui.app import LLMAnatomyApp
+from llm_anatomy_tui.chapters.base import GENERATION, ChapterScreen
+from llm_anatomy_tui.core.config import LlamaConfig
+from llm_anatomy_tui.core.model import init_random
+
+TINY = LlamaConfig(
+    vocab_size=8193, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+)  # fmt: skip
+
+
+def tiny_app(prompt: str = "Once upon a time") -> LLMAnatomyApp:
+    session = make_model_session(prompt, model=init_random(TINY, seed=3, std=0.1))
+    return LLMAnatomyApp(chapter="tokenization", session=session, load_resources=False)
+
+
+async def test_steps_run_in_order_and_every_key_press_counts():
+    app = tiny_app()
+    async with app.run_test() as pilot:
+        screen = app.screen
+        assert isinstance(screen, ChapterScreen)
+        for _ in range(12):  # like holding the step key: none may be dropped
+            screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        gen = app.session.current_generation
+        assert gen is not None and len(gen.steps) == 12
+        assert [s.index for s in gen.steps] == list(range(12))
+        assert app.session.generation_revision == 12
+
+
+async def test_keyed_ops_replace_queued_ones_and_run_off_the_ui_thread():
+    app = tiny_app()
+    async with app.run_test() as pilot:
+        screen = app.screen
+        gate = threading.Event()
+        seen: list[str] = []
+
+        def blocker(gen):
+            gate.wait(5)
+            seen.append("blocker")
+
+        def preview(tag):
+            def op(gen):
+                assert threading.current_thread() is not threading.main_thread()
+                seen.append(tag)
+
+            return op
+
+        screen.submit_generation(blocker)
+        for tag in ("a", "b", "c"):
+            screen.submit_generation(preview(tag), key="preview")
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert seen == ["blocker", "c"]
+
+
+async def test_prompt_change_restarts_the_generation_and_reaches_other_screens():
+    app = tiny_app()
+    async with app.run_test() as pilot:
+        screen = app.screen
+        screen.step_generation(3)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert len(app.session.current_generation.steps) == 3
+
+        heard: list[frozenset[str]] = []
+        welcome = None
+        app.goto_chapter(0)
+        await pilot.pause()
+        welcome = app.screen
+        original = welcome.session_changed
+        welcome.session_changed = lambda changes: (heard.append(changes), original(changes))
+
+        app.goto_chapter("tokenization")
+        await pilot.pause()
+        screen.set_prompt("A different story")
+        assert app.session.current_generation is None  # stale: built for the old prompt
+        screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        gen = app.session.current_generation
+        assert len(gen.steps) == 1
+        assert list(gen.prompt) == app.session.encoding("model").encode("A different story")
+
+        app.goto_chapter(0)  # the welcome screen catches up on resume
+        await pilot.pause()
+        assert heard and GENERATION in heard[-1]
+
+
+async def test_a_failing_op_reports_a_message_and_the_worker_survives():
+    app = tiny_app()
+    async with app.run_test() as pilot:
+        screen = app.screen
+
+        def broken(gen):
+            raise ValueError("bad token")
+
+        screen.submit_generation(broken)
+        await app.workers.wait_for_complete()
+        assert "bad token" in app.session.generation_message
+        screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert len(app.session.current_generation.steps) == 1
+        assert app.session.generation_message == ""
+
+
+async def test_empty_and_overlong_prompts_follow_the_visible_policy():
+    app = tiny_app(prompt="")
+    async with app.run_test() as pilot:
+        app.screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        gen = app.session.current_generation
+        assert gen.prompt == (8192,)  # <|endoftext|>: start a fresh story
+        assert "empty" in app.session.context_notice
+
+        app.screen.set_prompt("word " * 200)  # far more than 64 tokens
+        app.screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        gen = app.session.current_generation
+        assert len(gen.prompt) == TINY.max_position_embeddings - 1
+        assert len(gen.steps) == 1 and gen.done  # exactly one token fitted
+        assert "fell out of the window" in app.session.context_notice
