@@ -72,6 +72,20 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "Three tokenizers cut your text: chips, IDs, counts, cost.",
                 "c01_tokenization:TokenizationScreen",
             ),
+            Chapter(
+                8,
+                "attention",
+                "Attention: Q, K, V",
+                "Queries meet keys: scores, softmax, mixed values.",
+                "c08_attention:AttentionScreen",
+            ),
+            Chapter(
+                9,
+                "multi-head",
+                "Multi-head attention",
+                "Every head of a layer, step by step, and shared K/V.",
+                "c09_multihead:MultiHeadScreen",
+            ),
         ],
         key=lambda c: c.number,
     )

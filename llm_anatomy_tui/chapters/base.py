@@ -271,9 +271,11 @@ class ChapterScreen(Screen):
     """Show a notice while the tokenizers are loading or broken."""
     NEEDS_MODEL: ClassVar[bool] = False
     """Show a notice while the model is loading, not installed, or broken."""
-    AUTO_FOCUS: ClassVar[str | None] = None
+    AUTO_FOCUS: ClassVar[str | None] = ""
     """Selector of the widget focused when the chapter opens; never the prompt bar (so
-    letter keys work at once). ``None``: nothing is focused and keys go to the screen."""
+    letter keys work at once). ``""`` (the default): nothing is focused and keys go to the
+    screen. (Not ``None``: for Textual that means "use the app's", which focuses the first
+    focusable widget — the prompt bar.)"""
 
     def __init__(self, chapter: Chapter) -> None:
         super().__init__(name=chapter.slug, id=f"chapter-{chapter.slug}")

@@ -92,6 +92,16 @@ class Model:
         positions = np.arange(cfg.max_position_embeddings)
         self._rope = rope_cos_sin(positions, cfg.dim_head, cfg.rope_theta)  # 2 x [P, D]
 
+    def __repr__(self) -> str:
+        # Short on purpose: Textual (worker descriptions) and tracebacks call repr(), and
+        # the dataclass default would print every weight array.
+        cfg = self.config
+        return (
+            f"Model(name={self.name!r}, layers={cfg.num_hidden_layers}, "
+            f"hidden={cfg.hidden_size}, heads={cfg.num_attention_heads}/"
+            f"{cfg.num_key_value_heads}, vocab={cfg.vocab_size})"
+        )
+
     # -- HF-named view of the weights -----------------------------------------------------
     def tensors(self) -> dict[str, np.ndarray]:
         """Every weight under its Hugging Face name (views, not copies)."""

@@ -31,6 +31,7 @@ from .tokenizers import ENCODING_NAMES, TokenizerAssetError, load_encoding
 if TYPE_CHECKING:  # numpy is imported only when the model is actually loaded
     import tiktoken
 
+    from .attention_tracker import AttentionTracker
     from .generation import Generation
     from .model import Model
     from .sampling import SamplingSettings
@@ -107,6 +108,7 @@ class Session:
         """Seed of the shared generation's draws (step t draws from its own generator)."""
         self._generation: Generation | None = None
         self._generation_key: tuple[str, int] | None = None
+        self._attention: AttentionTracker | None = None
         self.context_notice = ""
         """Why the model reads something other than the prompt's tokens, or "" (e.g. the
         prompt was empty, or longer than the context window)."""
@@ -314,6 +316,16 @@ class Session:
         self._generation, self._generation_key = generation, self._generation_state()
         self.context_notice = notice
         return generation
+
+    @property
+    def attention(self) -> AttentionTracker:
+        """Attention maps of the shared context, grown step by step (chapters 8 and 9 read
+        it: a step computed for one is there for the other). Thread-safe."""
+        if self._attention is None:
+            from .attention_tracker import AttentionTracker
+
+            self._attention = AttentionTracker()
+        return self._attention
 
     def reset_generation(self) -> None:
         """Forget every step: the next op starts again from the prompt."""

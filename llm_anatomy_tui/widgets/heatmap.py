@@ -17,7 +17,7 @@ a ``Heatmap.CellSelected`` message whenever the cursor moves.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -29,6 +29,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.app import RenderResult as TextualRenderResult
 from textual.binding import Binding, BindingType
+from textual.css.scalar import Unit
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -204,8 +205,8 @@ class HeatmapRenderable:
         ]
         self._col_labels_given = col_labels is not None
         self.cmap = get_cmap(cmap)
-        shown = self.values if self.mask is None else self.values[~self.mask]
-        auto_lo, auto_hi = self.cmap.auto_range(shown)
+        if vmin is None or vmax is None:
+            auto_lo, auto_hi = self.cmap.auto_range(self._shown())
         self.vmin = auto_lo if vmin is None else float(vmin)
         self.vmax = auto_hi if vmax is None else float(vmax)
         if cursor is not None and rows and cols:
@@ -228,12 +229,26 @@ class HeatmapRenderable:
         self.color_mode = color_mode
         self.chrome = chrome
         self.last_layout: HeatmapLayout | None = None
-        finite = shown[np.isfinite(shown)] if shown.size else shown
-        if finite.size:
-            widest = max(len(fmt(finite.min(), decimals)), len(fmt(finite.max(), decimals)))
-        else:
-            widest = len(fmt(0.0, decimals))
-        self._number_width = widest
+        self._layout_memo: tuple[tuple[int, int | None], HeatmapLayout] | None = None
+        self._widest: int | None = None
+
+    def _shown(self) -> np.ndarray:
+        """The unmasked values (what colour ranges and number widths are taken from)."""
+        return self.values if self.mask is None else self.values[~self.mask]
+
+    @property
+    def _number_width(self) -> int:
+        """Characters of the widest number printed (computed when first needed: a layout
+        without numbers never asks, and a 256×256 scan per render adds up)."""
+        if self._widest is None:
+            shown = self._shown()
+            finite = shown[np.isfinite(shown)] if shown.size else shown
+            d = self.decimals
+            if finite.size:
+                self._widest = max(len(fmt(finite.min(), d)), len(fmt(finite.max(), d)))
+            else:
+                self._widest = len(fmt(0.0, d))
+        return self._widest
 
     # -- markers --------------------------------------------------------------------
 
@@ -278,7 +293,17 @@ class HeatmapRenderable:
         )
 
     def layout(self, width: int, height: int | None) -> HeatmapLayout:
-        """Choose cell width, numbers on/off, and the visible window or block size."""
+        """Choose cell width, numbers on/off, and the visible window or block size.
+
+        Remembered for the last size asked: a widget lays out, then draws, at one size."""
+        memo = self._layout_memo
+        if memo is not None and memo[0] == (width, height):
+            return memo[1]
+        lay = self._layout(width, height)
+        self._layout_memo = ((width, height), lay)
+        return lay
+
+    def _layout(self, width: int, height: int | None) -> HeatmapLayout:
         rows, cols = self.values.shape
         label_w = self._label_width()
         suffix = 1 if self._right_marks else 0
@@ -740,6 +765,44 @@ def _exact(line: list[Segment], width: int) -> list[Segment]:
 # -- the widget -------------------------------------------------------------------------
 
 
+def cached_chrome(widget: Widget, prefix: str) -> Chrome:
+    """:func:`chrome_for`, remembered by the widget until the app's CSS or theme, the
+    widget's classes or its focus change: reading five component styles on every render
+    costs more than drawing a small heatmap."""
+    app = widget.app
+    key = (
+        getattr(app, "_css_update_count", None),
+        app.theme,
+        widget.has_focus,
+        widget.disabled,
+        widget.classes,
+        prefix,
+    )
+    cached = getattr(widget, "_chrome_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    chrome = chrome_for(widget, prefix)
+    widget._chrome_cache = (key, chrome)  # type: ignore[attr-defined]
+    return chrome
+
+
+def needs_relayout(widget: Widget, laid_out: int | None, natural: Callable[[], int]) -> bool:
+    """Whether a data widget with ``height: auto`` must ask for a layout because its
+    content height changed: the ``natural`` height now versus the one ``laid_out`` last,
+    both capped by a ``max-height`` in cells (a 200-row map in a 14-line box stays 14)."""
+    if laid_out is None:
+        return False  # never laid out yet: the first layout measures it anyway
+    height = widget.styles.height
+    if height is not None and not height.is_auto:
+        return False  # a fixed or relative height does not follow the content
+    new = natural()
+    cap = widget.styles.max_height
+    if cap is not None and cap.unit == Unit.CELLS:
+        limit = int(cap.value) - widget.styles.gutter.height
+        return min(new, limit) != min(laid_out, limit)
+    return new != laid_out
+
+
 class Heatmap(Widget, can_focus=True):
     """A focusable heatmap with a keyboard cursor.
 
@@ -922,6 +985,7 @@ class Heatmap(Widget, can_focus=True):
         self._origin: tuple[int, int] | None = None
         self._page_rows = 10
         self._values_shown = False
+        self._laid_out_natural: int | None = None  # natural height at the last layout
         self.set_reactive(Heatmap.cmap, cmap)
         self.set_reactive(Heatmap.vmin, vmin)
         self.set_reactive(Heatmap.vmax, vmax)
@@ -981,6 +1045,38 @@ class Heatmap(Widget, can_focus=True):
         clamped = self._clamp(self.cursor)
         if clamped != self.cursor:
             self.cursor = clamped
+        self._fit_height()
+
+    def watch_col_labels(self) -> None:
+        self._fit_height()
+
+    def watch_title(self) -> None:
+        self._fit_height()
+
+    def watch_compact(self) -> None:
+        self._fit_height()
+
+    def watch_show_values(self) -> None:
+        self._fit_height()
+
+    def watch_legend(self) -> None:
+        self._fit_height()
+
+    def watch_overflow(self) -> None:
+        self._fit_height()
+
+    def _natural_height(self, width: int) -> int:
+        return self.renderable(width, None).layout(width, None).height
+
+    def _fit_height(self) -> None:
+        """With ``height: auto``, ask for a new layout when the data's natural height
+        changed (more rows, a title, labels …); a plain repaint would keep the old height.
+        Only then: a layout pass costs far more than a repaint."""
+        width = self.content_region.width if self.is_mounted else 0
+        if width and needs_relayout(
+            self, self._laid_out_natural, lambda: self._natural_height(width)
+        ):
+            self.refresh(layout=True)
 
     def watch_cursor(self, old: tuple[int, int], new: tuple[int, int]) -> None:
         values = self.values
@@ -1055,7 +1151,7 @@ class Heatmap(Widget, can_focus=True):
             width=width,
             height=height,
             color_mode=color_mode_for(self),
-            chrome=chrome_for(self, "heatmap"),
+            chrome=cached_chrome(self, "heatmap"),
         )
 
     def render(self) -> TextualRenderResult:
@@ -1075,6 +1171,6 @@ class Heatmap(Widget, can_focus=True):
         return renderable.layout(container.width, None).width
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        renderable = self.renderable(width, None)
-        natural = renderable.layout(width, None).height
+        natural = self._natural_height(width)
+        self._laid_out_natural = natural
         return max(1, min(natural, container.height or natural))

@@ -28,7 +28,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from llm_anatomy_tui.widgets._base import chrome_for, color_mode_for
+from llm_anatomy_tui.widgets._base import color_mode_for
 from llm_anatomy_tui.widgets._format import fit, fmt, fmt_cells, sanitize_label, window
 from llm_anatomy_tui.widgets.colors import (
     DEFAULT_CHROME,
@@ -38,6 +38,7 @@ from llm_anatomy_tui.widgets.colors import (
     get_cmap,
     use_color,
 )
+from llm_anatomy_tui.widgets.heatmap import cached_chrome, needs_relayout
 
 Highlight = Literal["cell", "row", "column", "cross", "none"]
 GAP = -1
@@ -494,6 +495,7 @@ class MatrixView(Widget, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._origin: tuple[int, int] | None = None
+        self._laid_out_natural: int | None = None  # natural height at the last layout
         self.set_reactive(MatrixView.values, self.validate_values(values))
         self.set_reactive(MatrixView.row_labels, None if row_labels is None else tuple(row_labels))
         self.set_reactive(MatrixView.col_labels, None if col_labels is None else tuple(col_labels))
@@ -537,6 +539,16 @@ class MatrixView(Widget, can_focus=True):
         clamped = self.validate_cursor(self.cursor)
         if clamped != self.cursor:
             self.cursor = clamped
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """With ``height: auto``, ask for a new layout when the data's natural height
+        changed (more rows, a truncation note …); a plain repaint keeps the old height."""
+        width = self.content_region.width if self.is_mounted else 0
+        if width and needs_relayout(
+            self, self._laid_out_natural, lambda: self.renderable(width, None).natural_height(width)
+        ):
+            self.refresh(layout=True)
 
     def watch_cursor(self, cursor: tuple[int, int]) -> None:
         rows, cols = self._shape2()
@@ -580,7 +592,7 @@ class MatrixView(Widget, can_focus=True):
             width=width,
             height=height,
             color_mode=color_mode_for(self),
-            chrome=chrome_for(self, "matrixview"),
+            chrome=cached_chrome(self, "matrixview"),
         )
 
     def render(self) -> TextualRenderResult:
@@ -595,4 +607,5 @@ class MatrixView(Widget, can_focus=True):
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         natural = self.renderable(width, None).natural_height(width)
+        self._laid_out_natural = natural
         return max(1, min(natural, container.height or natural))

@@ -29,7 +29,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from llm_anatomy_tui.widgets._base import chrome_for, color_mode_for
+from llm_anatomy_tui.widgets._base import color_mode_for
 from llm_anatomy_tui.widgets._format import fit, fmt
 from llm_anatomy_tui.widgets.colors import (
     DEFAULT_CHROME,
@@ -39,6 +39,7 @@ from llm_anatomy_tui.widgets.colors import (
     get_cmap,
     use_color,
 )
+from llm_anatomy_tui.widgets.heatmap import cached_chrome, needs_relayout
 
 CURSOR_GLYPH = "◆"
 _BOLD = Style(bold=True)
@@ -394,6 +395,7 @@ class VectorStrip(Widget, can_focus=True):
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._origin: int | None = None
         self._per_line = 1
+        self._laid_out_natural: int | None = None  # natural height at the last layout
         self.set_reactive(VectorStrip.values, np.asarray(values, dtype=np.float64).reshape(-1))
         self.set_reactive(VectorStrip.cmap, cmap)
         self.set_reactive(VectorStrip.vmin, vmin)
@@ -415,6 +417,34 @@ class VectorStrip(Widget, can_focus=True):
         clamped = self.validate_cursor(self.cursor)
         if clamped != self.cursor:
             self.cursor = clamped
+        self._fit_height()
+
+    def watch_show_values(self) -> None:
+        self._fit_height()
+
+    def watch_title(self) -> None:
+        self._fit_height()
+
+    def watch_legend(self) -> None:
+        self._fit_height()
+
+    def watch_show_cursor(self) -> None:
+        self._fit_height()
+
+    def _natural_height(self, width: int) -> int:
+        renderable = self.renderable(width, None)
+        lay = renderable.layout(width, None)
+        rows = (lay.line_stop - lay.line_start) * (2 if self.show_values else 1)
+        return rows + renderable._chrome_lines()
+
+    def _fit_height(self) -> None:
+        """With ``height: auto``, ask for a new layout when the natural height changed
+        (a longer vector, numbers switched on, a title …); a repaint keeps the old height."""
+        width = self.content_region.width if self.is_mounted else 0
+        if width and needs_relayout(
+            self, self._laid_out_natural, lambda: self._natural_height(width)
+        ):
+            self.refresh(layout=True)
 
     def watch_cursor(self, cursor: int) -> None:
         if len(self.values):
@@ -459,7 +489,7 @@ class VectorStrip(Widget, can_focus=True):
             width=width,
             height=height,
             color_mode=color_mode_for(self),
-            chrome=chrome_for(self, "vectorstrip"),
+            chrome=cached_chrome(self, "vectorstrip"),
         )
 
     def render(self) -> TextualRenderResult:
@@ -472,8 +502,6 @@ class VectorStrip(Widget, can_focus=True):
         return renderable
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        renderable = self.renderable(width, None)
-        lay = renderable.layout(width, None)
-        rows = (lay.line_stop - lay.line_start) * (2 if self.show_values else 1)
-        natural = rows + renderable._chrome_lines()
+        natural = self._natural_height(width)
+        self._laid_out_natural = natural
         return max(1, min(natural, container.height or natural))

@@ -324,3 +324,56 @@ async def test_widget_colours_do_not_depend_on_term(monkeypatch, term):
         assert r.color_mode == "color"
         segs = render_segments(r, 40)
         assert any(seg.style and seg.style.bgcolor for line in segs for seg in line)
+
+
+async def test_auto_height_follows_new_data_and_stops_at_max_height():
+    """Data with more rows gets a taller widget (a new layout), but only while the height
+    is not capped: a 200-row matrix in a max-height box asks for no layout at all."""
+    heatmap = Heatmap(title="grows")
+    app = Harness(heatmap)
+    async with app.run_test(size=(80, 40)) as pilot:
+        await pilot.pause()
+        assert heatmap.size.height <= 3  # title, "(empty)", legend
+        heatmap.set_data(weights(4), mask=np.triu(np.ones((4, 4), dtype=bool), 1))
+        await pilot.pause()
+        small = heatmap.size.height
+        assert small >= 4 + 2  # four grid rows plus chrome
+        heatmap.set_data(weights(12), mask=np.triu(np.ones((12, 12), dtype=bool), 1))
+        await pilot.pause()
+        assert heatmap.size.height == small + 8
+        heatmap.styles.max_height = 10
+        await pilot.pause()
+        assert heatmap.size.height == 10
+        layouts = []
+        original = heatmap.refresh
+
+        def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            layouts.append(kwargs.get("layout", False))
+            return original(*args, **kwargs)
+
+        heatmap.refresh = spy  # type: ignore[method-assign]
+        heatmap.set_data(weights(200), mask=np.triu(np.ones((200, 200), dtype=bool), 1))
+        heatmap.set_data(weights(201), mask=np.triu(np.ones((201, 201), dtype=bool), 1))
+        await pilot.pause()
+        assert heatmap.size.height == 10
+        assert not any(layouts), "a capped height never asks for a layout"
+        heatmap.title = None  # one line less of chrome: still capped, still no layout
+        await pilot.pause()
+        assert not any(layouts)
+
+
+async def test_chrome_is_cached_until_focus_or_css_changes():
+    from llm_anatomy_tui.widgets.heatmap import cached_chrome
+
+    heatmap = Heatmap(weights(), title="t")
+    app = Harness(heatmap)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        focused = cached_chrome(heatmap, "heatmap")
+        assert cached_chrome(heatmap, "heatmap") is focused  # remembered
+        heatmap.blur()
+        await pilot.pause()
+        blurred = cached_chrome(heatmap, "heatmap")
+        assert blurred is not focused and blurred.title != focused.title  # :focus title style
+        heatmap.add_class("other")
+        assert cached_chrome(heatmap, "heatmap") is not blurred

@@ -104,3 +104,14 @@ async def test_widget_cursor_keys_messages_and_rerender():
 def test_bindings_declare_ids_and_tooltips():
     for binding in MatrixView.BINDINGS:
         assert binding.id and binding.id.startswith("matrixview.") and binding.tooltip
+
+
+async def test_auto_height_follows_the_number_of_rows():
+    view = MatrixView(np.zeros((2, 3)), title="M")
+    app = Harness(view)
+    async with app.run_test(size=(60, 30)) as pilot:
+        await pilot.pause()
+        before = view.size.height
+        view.set_data(np.zeros((6, 3)))
+        await pilot.pause()
+        assert view.size.height == before + 4

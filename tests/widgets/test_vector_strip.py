@@ -107,3 +107,18 @@ async def test_widget_cursor_keys_messages_and_rerender():
 def test_bindings_declare_ids_and_tooltips():
     for binding in VectorStrip.BINDINGS:
         assert binding.id and binding.id.startswith("vectorstrip.") and binding.tooltip
+
+
+async def test_auto_height_follows_numbers_and_length():
+    strip = VectorStrip(np.arange(8.0), title="v")
+    app = Harness(strip)
+    async with app.run_test(size=(40, 20)) as pilot:
+        await pilot.pause()
+        before = strip.size.height
+        strip.show_values = True  # a line of numbers under each line of cells
+        await pilot.pause()
+        with_numbers = strip.size.height
+        assert with_numbers > before
+        strip.values = np.arange(200.0)  # wraps onto more lines
+        await pilot.pause()
+        assert strip.size.height > with_numbers
