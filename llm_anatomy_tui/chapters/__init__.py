@@ -86,6 +86,13 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "Every head of a layer, step by step, and shared K/V.",
                 "c09_multihead:MultiHeadScreen",
             ),
+            Chapter(
+                15,
+                "quantization",
+                "Quantization",
+                "Fewer bits per weight: the grid, the error, the model.",
+                "c15_quantization:QuantizationScreen",
+            ),
         ],
         key=lambda c: c.number,
     )
