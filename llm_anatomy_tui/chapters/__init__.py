@@ -73,6 +73,13 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "c01_tokenization:TokenizationScreen",
             ),
             Chapter(
+                5,
+                "sampling",
+                "Logits & sampling",
+                "Next-token odds, every filter, the seeded draw; step it.",
+                "c05_sampling:SamplingScreen",
+            ),
+            Chapter(
                 8,
                 "attention",
                 "Attention: Q, K, V",
@@ -85,6 +92,13 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "Multi-head attention",
                 "Every head of a layer, step by step, and shared K/V.",
                 "c09_multihead:MultiHeadScreen",
+            ),
+            Chapter(
+                14,
+                "kv-cache",
+                "Context & KV cache",
+                "Prefill, decode, the cache growing; its cost in memory.",
+                "c14_kv_cache:KVCacheScreen",
             ),
             Chapter(
                 15,

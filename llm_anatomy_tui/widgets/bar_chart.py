@@ -4,7 +4,9 @@
 probability), a bar, and a tag. Rows a filter removed are *cut*: dimmed, their bar drawn
 in ``░`` and tagged with the reason (``✂ top-k``), so a reader sees what was cut and by
 what. One row can be highlighted (the sampled token, tagged ``◀ chosen``) and one carries
-the keyboard cursor (``▶``).
+the keyboard cursor (``▶``). Any other row may carry a short note of its own in the tag
+column (``tags``, e.g. ``▼ penalty``); a column value of ``None`` prints as ``—`` (no
+number applies to that row).
 
 ``CumulativeStripRenderable`` lays the distribution end to end on [0, 1) — one segment
 per token, widths proportional to probability — and puts a ``▲`` at the uniform draw
@@ -32,6 +34,7 @@ from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from llm_anatomy_tui.widgets._base import chrome_for, color_mode_for
@@ -49,6 +52,7 @@ CUT_GLYPH = "░"
 CUT_MARK = "✂"
 CURSOR_MARK = "▶"
 HIGHLIGHT_MARK = "◀"
+NOT_APPLICABLE = "—"
 _STRIKE = Style(strike=True)
 _BOLD = Style(bold=True)
 
@@ -59,13 +63,13 @@ class BarColumn:
 
     Args:
         header: Column title ("logit", "p").
-        values: One number per row, formatted exactly as given.
+        values: One number per row, formatted exactly as given; ``None`` prints ``—``.
         decimals: Places shown.
         percent: The values are fractions; show them ×100 with a ``%`` sign.
     """
 
     header: str
-    values: Sequence[float]
+    values: Sequence[float | None]
     decimals: int = 2
     percent: bool = False
 
@@ -73,6 +77,8 @@ class BarColumn:
         if i >= len(self.values):
             return ""
         v = self.values[i]
+        if v is None:
+            return NOT_APPLICABLE
         return fmt_percent(v, self.decimals) if self.percent else fmt(v, self.decimals)
 
 
@@ -92,6 +98,8 @@ class BarChartRenderable:
         cut: Per row, None (kept) or the reason it was removed ("top-k", "top-p" …).
         highlight: Index of the row to emphasise (e.g. the sampled token), or None.
         highlight_tag: Text after ``◀`` on the highlighted row.
+        tags: Per row, None or a short note for the tag column (shown on rows that are
+            neither cut nor highlighted; those show their own tag).
         cursor: Index of the keyboard cursor row, or None.
         scale_max: Value of a full-length bar (default: the largest |value|). Pass 1.0
             to draw probabilities on an absolute scale.
@@ -112,6 +120,7 @@ class BarChartRenderable:
         cut: Sequence[str | None] | None = None,
         highlight: int | None = None,
         highlight_tag: str = "chosen",
+        tags: Sequence[str | None] | None = None,
         cursor: int | None = None,
         scale_max: float | None = None,
         label_header: str = "",
@@ -130,6 +139,10 @@ class BarChartRenderable:
         self.cut = [cut[i] if cut is not None and i < len(cut) else None for i in range(n)]
         self.highlight = highlight if highlight is not None and 0 <= highlight < n else None
         self.highlight_tag = highlight_tag
+        self.tags = [
+            sanitize_label(tags[i]) if tags is not None and i < len(tags) and tags[i] else None
+            for i in range(n)
+        ]
         self.cursor = cursor if cursor is not None and 0 <= cursor < n else None
         self.scale_max = scale_max
         self.label_header = label_header
@@ -157,6 +170,7 @@ class BarChartRenderable:
         tags = [f"{CUT_MARK} {c}" for c in self.cut if c]
         if self.highlight is not None:
             tags.append(f"{HIGHLIGHT_MARK} {self.highlight_tag}")
+        tags += [t for i, t in enumerate(self.tags) if t and not self.cut[i]]
         tag_w = max((cell_len(t) for t in tags), default=0)
         fixed = 1 + label_w + sum(w + 1 for w in col_ws) + 1 + (tag_w + 1 if tag_w else 0)
         bar_w = width - fixed
@@ -283,6 +297,8 @@ class BarChartRenderable:
                             " " + fit(f"{HIGHLIGHT_MARK} {self.highlight_tag}", tag_w), ch.accent
                         )
                     )
+                elif self.tags[i]:
+                    segs.append(Segment(" " + fit(self.tags[i] or "", tag_w), base))
                 else:
                     segs.append(Segment(" " * (tag_w + 1)))
             lines.append(_exact(segs, width))
@@ -571,6 +587,8 @@ class BarChart(Widget, can_focus=True):
     """Per row: None (kept) or the reason it was cut."""
     highlight: reactive[int | None] = reactive(None)
     highlight_tag: reactive[str] = reactive("chosen")
+    tags: reactive[tuple[str | None, ...] | None] = reactive(None)
+    """Per row: None or a short note for the tag column (e.g. "▼ penalty")."""
     cursor: reactive[int] = reactive(0)
     scale_max: reactive[float | None] = reactive(None)
     label_header: reactive[str] = reactive("")
@@ -586,6 +604,7 @@ class BarChart(Widget, can_focus=True):
         cut: Sequence[str | None] | None = None,
         highlight: int | None = None,
         highlight_tag: str = "chosen",
+        tags: Sequence[str | None] | None = None,
         cursor: int = 0,
         scale_max: float | None = None,
         label_header: str = "",
@@ -599,12 +618,16 @@ class BarChart(Widget, can_focus=True):
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._origin: int | None = None
         self._page = 10
+        self._strips: list[Strip] = []
+        self._strips_key: tuple | None = None
+        self._chrome_cache: Chrome | None = None
         self.set_reactive(BarChart.labels, tuple(labels))
         self.set_reactive(BarChart.values, np.asarray(values, dtype=np.float64).reshape(-1))
         self.set_reactive(BarChart.columns, tuple(columns))
         self.set_reactive(BarChart.cut, None if cut is None else tuple(cut))
         self.set_reactive(BarChart.highlight, highlight)
         self.set_reactive(BarChart.highlight_tag, highlight_tag)
+        self.set_reactive(BarChart.tags, None if tags is None else tuple(tags))
         self.set_reactive(BarChart.scale_max, scale_max)
         self.set_reactive(BarChart.label_header, label_header)
         self.set_reactive(BarChart.bar_header, bar_header)
@@ -619,12 +642,16 @@ class BarChart(Widget, can_focus=True):
         columns: Sequence[BarColumn] = (),
         cut: Sequence[str | None] | None = None,
         highlight: int | None = None,
+        tags: Sequence[str | None] | None = None,
     ) -> None:
-        """Replace every row at once (one repaint; the cursor is kept if it still fits)."""
+        """Replace every row at once (one repaint; the cursor is kept if it still fits, and
+        the visible window is placed around it afresh)."""
+        self._origin = None
         self.set_reactive(BarChart.labels, tuple(labels))
         self.set_reactive(BarChart.columns, tuple(columns))
         self.set_reactive(BarChart.cut, None if cut is None else tuple(cut))
         self.set_reactive(BarChart.highlight, highlight)
+        self.set_reactive(BarChart.tags, None if tags is None else tuple(tags))
         self.values = values  # type: ignore[assignment]
 
     def validate_values(self, values: object) -> np.ndarray:
@@ -683,6 +710,7 @@ class BarChart(Widget, can_focus=True):
             cut=self.cut,
             highlight=self.highlight,
             highlight_tag=self.highlight_tag,
+            tags=self.tags,
             cursor=self.cursor if len(self.values) else None,
             scale_max=self.scale_max,
             label_header=self.label_header,
@@ -692,7 +720,7 @@ class BarChart(Widget, can_focus=True):
             width=width,
             height=height,
             color_mode=color_mode_for(self),
-            chrome=chrome_for(self, "barchart"),
+            chrome=self._chrome("barchart"),
         )
 
     def render(self) -> TextualRenderResult:
@@ -702,6 +730,42 @@ class BarChart(Widget, can_focus=True):
         self._origin = a
         self._page = max(1, b - a - 1)
         return renderable
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Widget:  # fmt: skip
+        self._strips_key = None  # every change of data, size or style comes through here
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def notify_style_update(self) -> None:
+        self._strips_key = None
+        self._chrome_cache = None
+        super().notify_style_update()
+
+    def _chrome(self, prefix: str) -> Chrome:
+        """The component-class styles, read once per style change (reading them is slow)."""
+        if self._chrome_cache is None:
+            self._chrome_cache = chrome_for(self, prefix)
+        return self._chrome_cache
+
+    def render_line(self, y: int) -> Strip:
+        """One line, from strips built once per change (the Line API: a repaint of a
+        chart that is redrawn on every generation step skips Rich's console pipeline).
+        Any change reaches :meth:`refresh` (reactives, resizes) or
+        :meth:`notify_style_update` (focus, theme), which drop the strips."""
+        width, height = self.content_size
+        key = (width, height)
+        if key != self._strips_key:
+            self._strips_key = key
+            renderable = self.renderable(width or None, height or None)
+            lines = renderable.render_lines(self.app.console, max(1, width), height or None)
+            a, b = renderable.last_window
+            self._origin = a
+            self._page = max(1, b - a - 1)
+            base = self.rich_style
+            self._strips = [Strip(line, width).apply_style(base) for line in lines]
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(width, self.rich_style)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         natural = self.renderable(width, None).natural_height()
@@ -732,9 +796,10 @@ class CumulativeStrip(Widget):
 
     labels: reactive[tuple[str, ...]] = reactive(tuple)
     probs: reactive[np.ndarray] = reactive(lambda: np.zeros(0), always_update=True)
-    u: reactive[float | None] = reactive(None)
+    u: reactive[float | None] = reactive(None, layout=True)
+    """The draw; None (greedy, no draw) drops the marker and caption lines."""
     decimals: reactive[int] = reactive(3)
-    title: reactive[str | None] = reactive(None)
+    title: reactive[str | None] = reactive(None, layout=True)
 
     def __init__(
         self,
@@ -755,14 +820,20 @@ class CumulativeStrip(Widget):
         self.set_reactive(CumulativeStrip.u, u)
         self.set_reactive(CumulativeStrip.decimals, decimals)
         self.set_reactive(CumulativeStrip.title, title)
+        self._strips: list[Strip] = []
+        self._strips_key: tuple | None = None
+        self._chrome_cache: Chrome | None = None
 
     def set_data(
         self, labels: Sequence[str], probs: Sequence[float] | np.ndarray, u: float | None
     ) -> None:
         """Replace segments and draw together (one repaint)."""
         self.set_reactive(CumulativeStrip.labels, tuple(labels))
+        relayout = (u is None) != (self.u is None)  # the caption lines come or go
         self.set_reactive(CumulativeStrip.u, u)
         self.probs = probs  # type: ignore[assignment]
+        if relayout:
+            self.refresh(layout=True)
 
     def validate_probs(self, probs: object) -> np.ndarray:
         return np.asarray(probs, dtype=np.float64).reshape(-1)
@@ -779,12 +850,41 @@ class CumulativeStrip(Widget):
             title=self.title,
             width=width,
             color_mode=color_mode_for(self),
-            chrome=chrome_for(self, "cumulativestrip"),
+            chrome=self._chrome("cumulativestrip"),
         )
 
     def render(self) -> TextualRenderResult:
         size = self.content_region.size if self.is_mounted else Size(0, 0)
         return self.renderable(size.width or None)
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Widget:  # fmt: skip
+        self._strips_key = None  # every change of data, size or style comes through here
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def notify_style_update(self) -> None:
+        self._strips_key = None
+        self._chrome_cache = None
+        super().notify_style_update()
+
+    def _chrome(self, prefix: str) -> Chrome:
+        """The component-class styles, read once per style change (reading them is slow)."""
+        if self._chrome_cache is None:
+            self._chrome_cache = chrome_for(self, prefix)
+        return self._chrome_cache
+
+    def render_line(self, y: int) -> Strip:
+        """One line, from strips built once per change (see :meth:`BarChart.render_line`)."""
+        width = self.content_size.width
+        key = (width,)
+        if key != self._strips_key:
+            self._strips_key = key
+            lines = self.renderable(width or None).render_lines(self.app.console, max(1, width))
+            base = self.rich_style
+            self._strips = [Strip(line, width).apply_style(base) for line in lines]
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(width, self.rich_style)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return (1 if self.title else 0) + (3 if self.u is not None else 2)

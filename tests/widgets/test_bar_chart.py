@@ -33,6 +33,13 @@ def chart(**kw) -> BarChartRenderable:
     return BarChartRenderable(LABELS, PROBS, **args)
 
 
+def painted_text(widget) -> str:  # noqa: ANN001
+    """What the widget paints now, line by line (the strips Textual asks it for)."""
+    return "\n".join(
+        "".join(seg.text for seg in widget.render_line(y)) for y in range(widget.size.height)
+    )
+
+
 def row_of(text: str, label: str) -> str:
     return next(line for line in text.splitlines() if line[1:].startswith(label + " "))
 
@@ -155,10 +162,10 @@ async def test_bar_chart_widget_keys_messages_and_rerender():
         await pilot.press("home")
         assert bars.cursor == 0
 
-        renders = app.renders
+        painted = painted_text(bars)
         bars.set_data(["x", "y"], [0.7, 0.3], columns=[BarColumn("p", [0.7, 0.3], 2)])
         await pilot.pause()
-        assert app.renders > renders
+        assert painted_text(bars) != painted and "0.70" in painted_text(bars)
         assert bars.cursor == 0
         text = render_text(bars.renderable(60), 60)
         assert "0.70" in text and "·the" not in text
@@ -168,10 +175,10 @@ async def test_cumulative_strip_widget_rerenders():
     strip = CumulativeStrip(["a", "b"], [0.5, 0.5], 0.25)
     app = Harness(strip)
     async with app.run_test(size=(60, 10)) as pilot:
-        renders = app.renders
+        painted = painted_text(strip)
         strip.set_data(["a", "b"], [0.5, 0.5], 0.75)
         await pilot.pause()
-        assert app.renders > renders
+        assert painted_text(strip) != painted and "u=0.750" in painted_text(strip)
         assert strip.renderable(60).segment_index == 1
         assert strip.size.height == 3
 
@@ -180,3 +187,63 @@ def test_bar_chart_bindings_declare_ids_and_tooltips():
     for binding in BarChart.BINDINGS:
         assert binding.id and binding.id.startswith("barchart.")
         assert binding.tooltip
+
+
+def test_row_tags_and_not_applicable_cells():
+    r = BarChartRenderable(
+        ["a", "b", "c", "d"],
+        [0.6, 0.3, 0.1, 0.05],
+        columns=[BarColumn("p′", [0.6, 0.3, None, 0.05], 1, percent=True)],
+        cut=[None, None, "top-k", None],
+        highlight=0,
+        tags=["▼ penalty", "▼ penalty", "ignored", None],
+    )
+    lines = render_text(r, 60).splitlines()
+    assert lines[1].rstrip().endswith("◀ chosen")  # the highlight's own tag wins
+    assert lines[2].rstrip().endswith("▼ penalty")
+    assert lines[3].rstrip().endswith("✂ top-k") and "—" in lines[3]  # the cut reason wins
+    assert "▼" not in lines[4] and "5.0%" in lines[4]
+
+
+def test_tags_default_to_none_and_keep_the_old_layout():
+    plain = render_text(chart(), 80)
+    assert plain == render_text(chart(tags=None), 80)
+
+
+async def test_bar_chart_widget_sets_tags_with_the_data():
+    bars = BarChart(["x", "y"], [0.5, 0.5])
+    app = Harness(bars)
+    async with app.run_test(size=(60, 10)) as pilot:
+        bars.set_data(["x", "y"], [0.7, 0.3], tags=[None, "▲ boost"])
+        await pilot.pause()
+        text = render_text(bars.renderable(60), 60)
+        assert "▲ boost" in text.splitlines()[1]
+
+
+async def test_cumulative_strip_grows_and_shrinks_with_the_draw():
+    strip = CumulativeStrip(["a", "b"], [0.5, 0.5], None)
+    app = Harness(strip)
+    async with app.run_test(size=(60, 10)) as pilot:
+        await pilot.pause()
+        assert strip.size.height == 2  # no draw: the strip and its 0 … 1 line
+        strip.set_data(["a", "b"], [0.5, 0.5], 0.75)
+        await pilot.pause()
+        assert strip.size.height == 3  # the ▲ line and the caption
+        strip.set_data(["a", "b"], [0.5, 0.5], None)
+        await pilot.pause()
+        assert strip.size.height == 2
+
+
+async def test_new_data_places_the_window_around_the_cursor_afresh():
+    labels = [f"t{i}" for i in range(50)]
+    bars = BarChart(labels, np.linspace(1, 0, 50))
+    app = Harness(bars)
+    async with app.run_test(size=(60, 12)) as pilot:
+        await pilot.press("end")
+        await pilot.pause()
+        assert "rows" in painted_text(bars) and "t49" in painted_text(bars)
+        bars.set_data(labels, np.linspace(1, 0, 50))
+        bars.cursor = 2
+        await pilot.pause()
+        text = painted_text(bars)
+        assert "t0 " in text and "t49" not in text  # not left scrolled to the old cursor

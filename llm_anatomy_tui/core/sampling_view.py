@@ -1,0 +1,273 @@
+"""The numbers chapter 5 prints for one sampling step, and the parsing of its number fields.
+
+:func:`sampling_table` turns a :class:`~.sampling.SamplingResult` into the rows of the bar
+table — each token's raw logit ``l`` and probability ``p``, its adjusted logit ``z`` (after
+penalties, divided by the temperature), its final probability ``p′`` and, if a filter
+removed it, which one — plus the two normalisers. Every probability is derived from the
+rounded numbers printed beside it (see :mod:`.readout`)::
+
+    p  = exp(l - lse)     lse  = log Σ exp(l) over the whole vocabulary
+    p′ = exp(z - lse′)    lse′ = log Σ exp(z) over the tokens the filters kept
+
+The parse functions turn what a person typed into settings, or raise
+:class:`SettingError` with one line naming the field and the allowed range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .readout import LOGIT_DECIMALS, SoftmaxReadout, softmax_readout
+from .sampling import SamplingError, SamplingResult, SamplingSettings, rank_tokens
+
+CUT_NAMES = {"temperature": "greedy", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}
+"""The short name a bar is tagged with when that stage removed it."""
+
+MAX_SEED = 2**63 - 1
+
+
+class SettingError(ValueError):
+    """A typed setting is not acceptable. ``field`` names the input; ``str()`` is one line."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+SETTING_FIELDS: dict[str, tuple[str, type, float | int]] = {
+    "temperature": ("temperature", float, 1.0),
+    "top_k": ("top-k", int, 0),
+    "top_p": ("top-p", float, 1.0),
+    "min_p": ("min-p", float, 0.0),
+    "repetition_penalty": ("repetition penalty", float, 1.0),
+    "frequency_penalty": ("frequency penalty", float, 0.0),
+    "presence_penalty": ("presence penalty", float, 0.0),
+}
+"""SamplingSettings field -> (name shown, type, value when the field is left empty)."""
+
+
+def _number(field: str, text: str) -> float | int:
+    label, kind, default = SETTING_FIELDS[field]
+    clean = text.strip()
+    if not clean:
+        return default
+    try:
+        value = float(clean) if kind is float else int(clean)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingError(field, f"{label}: {clean!r} is not {what}") from None
+    if kind is float and not np.isfinite(value):
+        raise SettingError(field, f"{label} must be a finite number, got {clean!r}")
+    return value
+
+
+def parse_settings(fields: Mapping[str, str]) -> SamplingSettings:
+    """Settings from typed texts (missing or empty fields take the 'off' value).
+
+    >>> parse_settings({"temperature": "0.7", "top_k": "40"}).describe()
+    'temperature 0.7, top-k 40'
+    >>> parse_settings({"top_p": "1.5"})
+    Traceback (most recent call last):
+    ...
+    llm_anatomy_tui.core.sampling_view.SettingError: top-p must be between 0 and 1 (1 = off), got 1.5
+    """
+    values = {f: _number(f, fields.get(f, "")) for f in SETTING_FIELDS}
+    try:
+        return SamplingSettings(**values)
+    except SamplingError as exc:
+        message = str(exc)
+        field = next(
+            (f for f, (label, _, _) in SETTING_FIELDS.items() if message.startswith(label)),
+            "temperature",
+        )
+        raise SettingError(field, message) from None
+
+
+def settings_fields(settings: SamplingSettings) -> dict[str, str]:
+    """The texts to put in the fields for ``settings`` (inverse of :func:`parse_settings`)."""
+    return {f: f"{getattr(settings, f):g}" for f in SETTING_FIELDS}
+
+
+def parse_stops(text: str) -> tuple[str, ...]:
+    """Stop sequences separated by ``|``; ``\\n`` and ``\\t`` stand for newline and tab.
+
+    >>> parse_stops(r"The end|\\n\\n| .")
+    ('The end', '\\n\\n', ' .')
+    """
+    parts = (p.replace("\\n", "\n").replace("\\t", "\t") for p in text.split("|"))
+    return tuple(dict.fromkeys(p for p in parts if p))
+
+
+def parse_seed(text: str) -> int:
+    """A seed: a whole number from 0 to 2**63 - 1 (empty: 0)."""
+    clean = text.strip().replace(",", "").replace("_", "")
+    if not clean:
+        return 0
+    try:
+        value = int(clean)
+    except ValueError:
+        raise SettingError("seed", f"seed: {text.strip()!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise SettingError("seed", f"seed must be between 0 and {MAX_SEED:,}, got {value:,}")
+    return value
+
+
+def parse_count(text: str, most: int) -> int:
+    """How many tokens to generate: 1 .. ``most`` (empty: 10, or ``most`` if fewer)."""
+    clean = text.strip()
+    if not clean:
+        return max(1, min(10, most))
+    try:
+        value = int(clean)
+    except ValueError:
+        raise SettingError("count", f"N: {clean!r} is not a whole number") from None
+    if not 1 <= value <= most:
+        raise SettingError("count", f"N must be between 1 and {most}, got {value}")
+    return value
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingRow:
+    """One token's row, with the numbers exactly as printed (rounded) and derived."""
+
+    token: int
+    rank: int
+    """Position by adjusted logit z (0 = most likely), the order the draw uses."""
+    logit: float
+    """Raw model logit, rounded to the places shown."""
+    p: float
+    """exp(logit - lse)."""
+    z: float
+    """Logit after penalties and temperature, rounded (equals ``logit`` when neither acts)."""
+    p_final: float | None
+    """exp(z - lse′) if the token was kept, None if a filter removed it."""
+    p_before_cut: float
+    """Probability at the temperature before any filter (what a cut token had)."""
+    cut: str | None
+    """'greedy', 'top-k', 'top-p' or 'min-p': the stage that removed it."""
+    penalty: float
+    """How much the penalties moved the raw logit (0 if untouched)."""
+
+
+@dataclass(frozen=True)
+class SamplingTable:
+    """Everything printed about one step's distribution."""
+
+    rows: tuple[SamplingRow, ...]
+    lse: float
+    """Normaliser of the raw logits over the whole vocabulary (rounded as shown)."""
+    lse_final: float
+    """Normaliser of z over the kept tokens (rounded as shown)."""
+    vocab: int
+    n_kept: int
+    kept_mass: float
+    """Probability (at the temperature, before filters) the kept tokens held."""
+    adjusted: bool
+    """True when z differs from the raw logit (penalties or a temperature other than 0, 1)."""
+    chosen: int
+    chosen_rank: int
+    candidates: tuple[int, ...]
+    """The first ``top_n`` kept tokens in draw order."""
+    candidate_probs: tuple[float, ...]
+    """Their p′, derived as in the rows."""
+    raw: SoftmaxReadout
+    final: SoftmaxReadout
+    decimals: int
+
+
+def _rank_of(values: np.ndarray, i: int) -> int:
+    """Position of entry ``i`` when ``values`` are sorted largest first, ties by lower id."""
+    v = values[i]
+    return int(np.count_nonzero(values > v) + np.count_nonzero(values[:i] == v))
+
+
+def _top_ids(values: np.ndarray, n: int) -> np.ndarray:
+    """The n largest entries' ids, largest first, ties to the lower id."""
+    n = max(0, min(n, values.size))
+    ids = np.arange(values.size)
+    if 0 < n < values.size:
+        cut = np.partition(values, values.size - n)[values.size - n]
+        ids = np.flatnonzero(values >= cut)
+    return ids[rank_tokens(values[ids])][:n]
+
+
+def sampling_table(
+    result: SamplingResult,
+    chosen: int | None = None,
+    top_n: int = 20,
+    decimals: int = LOGIT_DECIMALS,
+) -> SamplingTable:
+    """The rows of the top ``top_n`` tokens by adjusted logit (the chosen token appended if
+    it ranks lower), and the normalisers, for ``result`` (``chosen``: the token actually
+    appended, which differs from the draw after a branch)."""
+    settings = result.settings
+    raw_stage = result.raw
+    pen_stage = result.stage("penalties")
+    temp_stage = result.stage("temperature")
+    final = result.final
+    chosen = result.token if chosen is None else int(chosen)
+    z_all = np.asarray(temp_stage.base, dtype=np.float64)  # [V] after penalties and /T
+    ids = [int(i) for i in _top_ids(z_all, top_n)]
+    if chosen not in ids:
+        ids.append(chosen)
+    position = {i: _rank_of(z_all, i) for i in ids}  # by z, ties to the lower id
+    # the first candidates of the draw, in draw order (the strip of the cumulative sum)
+    kept_values = np.where(final.keep, np.asarray(final.base, dtype=np.float64), -np.inf)
+    candidates = [int(i) for i in _top_ids(kept_values, min(top_n, final.n_kept))]
+
+    raw = softmax_readout(raw_stage.base, ids, decimals=decimals)
+    final_ids = list(dict.fromkeys(ids + candidates))
+    fin = softmax_readout(z_all, final_ids, keep=final.keep, decimals=decimals)
+    fin_p = dict(zip(fin.ids, fin.probs, strict=True))
+    fin_z = dict(zip(fin.ids, fin.logits, strict=True))
+    before = pen_stage if settings.greedy else temp_stage  # the distribution filters act on
+    before_probs = before.probs
+    cut_stages = [result.stage(name) for name in CUT_NAMES]
+    raw_logits = np.asarray(raw_stage.base, dtype=np.float64)
+    pen_logits = np.asarray(pen_stage.base, dtype=np.float64)
+    rows = []
+    for i, token in enumerate(ids):
+        cut = None
+        for stage in cut_stages:
+            if stage.keep_before[token] and not stage.keep[token]:
+                cut = CUT_NAMES[stage.name]
+                break
+        rows.append(
+            SamplingRow(
+                token=int(token),
+                rank=int(position[token]),
+                logit=raw.logits[i],
+                p=raw.probs[i],
+                z=fin_z[token],
+                p_final=None if cut else fin_p[token],
+                p_before_cut=float(before_probs[token]),
+                cut=cut,
+                penalty=float(pen_logits[token] - raw_logits[token]),
+            )
+        )
+    kept_mass = float(before_probs[final.keep].sum())
+    adjusted = pen_stage.active or settings.temperature not in (0.0, 1.0)
+    return SamplingTable(
+        rows=tuple(rows),
+        lse=raw.lse,
+        lse_final=fin.lse,
+        vocab=int(raw_logits.size),
+        n_kept=int(final.n_kept),
+        kept_mass=kept_mass,
+        adjusted=bool(adjusted),
+        chosen=chosen,
+        chosen_rank=int(position[chosen]),
+        candidates=tuple(candidates),
+        candidate_probs=tuple(fin_p[c] for c in candidates),
+        raw=raw,
+        final=fin,
+        decimals=decimals,
+    )
