@@ -80,8 +80,9 @@ The contract
   ``"generation"`` change. ``session.generation_message`` holds the last op's one-line
   complaint (e.g. "Generation has stopped: …"), ``session.context_notice`` why the model
   reads something other than the typed prompt. Sampler settings and seed live in the
-  session (``session.sampling`` / ``set_sampling``, ``session.seed`` / ``set_seed``) and
-  apply from the next step on.
+  session (``session.sampling`` / ``set_sampling``, ``session.seed`` / ``set_seed``,
+  ``session.stop_sequences`` / ``set_stop_sequences``); setting them never blocks, they
+  apply from the next step on, and other screens get a ``"generation"`` change.
 - **No model.** With ``NEEDS_MODEL = True`` the base shows the session's message about the
   model (loading / not installed / failed to load) above your content; your
   :meth:`session_changed` must then simply not draw model results.
@@ -280,7 +281,7 @@ class ChapterScreen(Screen):
     def __init__(self, chapter: Chapter) -> None:
         super().__init__(name=chapter.slug, id=f"chapter-{chapter.slug}")
         self.chapter = chapter
-        self._seen: tuple[int, ResourceState, ResourceState, int] | None = None
+        self._seen: tuple[int, ResourceState, ResourceState, tuple[int, int]] | None = None
         self._bars_cache: list[PromptBar] | None = None
         self._notice_state: tuple[ResourceState, ResourceState] | None = None
 
@@ -348,9 +349,11 @@ class ChapterScreen(Screen):
 
     # -- session plumbing -----------------------------------------------------------------
 
-    def _state(self) -> tuple[int, ResourceState, ResourceState, int]:
+    def _state(self) -> tuple[int, ResourceState, ResourceState, tuple[int, int]]:
         s = self.session
-        return (s.prompt_revision, s.tokenizer_state, s.model_state, s.generation_revision)
+        # the sampler settings count as the generation: they decide its next steps
+        generation = (s.generation_revision, s.settings_revision)
+        return (s.prompt_revision, s.tokenizer_state, s.model_state, generation)
 
     def _prompt_bars(self) -> list[PromptBar]:
         # Cached: queried on every keystroke. Re-queried if a bar was added or removed.

@@ -406,12 +406,10 @@ class SamplingScreen(ChapterScreen):
     def _apply(self, gen: Generation, settings: SamplingSettings, seed: int,
                stops: tuple[str, ...]) -> None:  # fmt: skip
         session = self.session
-        if session.sampling != settings or gen.settings != settings:
-            session.set_sampling(settings)
-        if session.seed != seed or gen.seed != seed:
-            session.set_seed(seed)
-        if gen.stop_sequences != stops:
-            gen.stop_sequences = stops
+        session.set_sampling(settings)
+        session.set_seed(seed)
+        session.set_stop_sequences(stops)
+        session.apply_settings(gen)
 
     def _compute_preview(self, gen: Generation, settings: SamplingSettings, seed: int,
                          stops: tuple[str, ...]) -> Preview:  # fmt: skip

@@ -486,15 +486,6 @@ class QuantizationScreen(ChapterScreen):
             self._refresh(matrix=False, model=True)
         # a step of the shared generation elsewhere changes nothing here
 
-    def on_screen_resume(self) -> None:
-        # Another chapter may have changed the sampler or the seed, which bumps no
-        # revision: check once the base has delivered whatever else changed.
-        self.call_after_refresh(self._resume_check)
-
-    def _resume_check(self) -> None:
-        if self.session.model is not None and self._sampler_changed():
-            self._refresh(matrix=False, model=True)
-
     def _sampler_changed(self) -> bool:
         """Whether the session's sampler or seed differ from those of the shown texts."""
         view = self.model_view

@@ -106,6 +106,10 @@ class Session:
         self._sampling: SamplingSettings | None = None
         self.seed = 0
         """Seed of the shared generation's draws (step t draws from its own generator)."""
+        self.stop_sequences: tuple[str, ...] = ()
+        """Texts that end the shared generation when they appear in its output."""
+        self.settings_revision = 0
+        """Increases by one whenever the sampler settings, seed or stop sequences change."""
         self._generation: Generation | None = None
         self._generation_key: tuple[str, int] | None = None
         self._attention: AttentionTracker | None = None
@@ -230,6 +234,10 @@ class Session:
     # while holding :attr:`generation_lock` — so steps never race; screens read
     # :attr:`current_generation` (immutable step records) from the UI thread.
 
+    # Settings are plain values: setting one never waits for the generation lock (an op
+    # may be running); ``generation()`` copies them onto the generation when the next op
+    # starts, so they apply from the next step on and recorded steps keep theirs.
+
     @property
     def sampling(self) -> SamplingSettings:
         """The sampler settings the shared generation uses from its next step on."""
@@ -241,17 +249,22 @@ class Session:
 
     def set_sampling(self, settings: SamplingSettings) -> None:
         """Use these sampler settings from the next step on (recorded steps keep theirs)."""
-        self._sampling = settings
-        with self.generation_lock:
-            if self._generation is not None:
-                self._generation.settings = settings
+        if settings != self._sampling:
+            self._sampling = settings
+            self.settings_revision += 1
 
     def set_seed(self, seed: int) -> None:
         """Use this seed for draws from the next step on (replay re-draws every step)."""
-        self.seed = int(seed)
-        with self.generation_lock:
-            if self._generation is not None:
-                self._generation.seed = self.seed
+        if int(seed) != self.seed:
+            self.seed = int(seed)
+            self.settings_revision += 1
+
+    def set_stop_sequences(self, stops: tuple[str, ...]) -> None:
+        """End generation when the output contains any of these texts (from the next step)."""
+        stops = tuple(stops)
+        if stops != self.stop_sequences:
+            self.stop_sequences = stops
+            self.settings_revision += 1
 
     def _generation_state(self) -> tuple[str, int]:
         return (self._prompt, id(self.model))
@@ -304,6 +317,7 @@ class Session:
         """
         current = self.current_generation
         if current is not None:
+            self.apply_settings(current)
             return current
         from .generation import Generation
 
@@ -311,11 +325,25 @@ class Session:
         encoding = self.encoding("model")
         ids, notice = self.context_ids(encoding, model.config.max_position_embeddings)
         generation = Generation(
-            model, ids, settings=self.sampling, seed=self.seed, encoding=encoding
+            model,
+            ids,
+            settings=self.sampling,
+            seed=self.seed,
+            encoding=encoding,
+            stop_sequences=self.stop_sequences,
         )
         self._generation, self._generation_key = generation, self._generation_state()
         self.context_notice = notice
         return generation
+
+    def apply_settings(self, generation: Generation) -> None:
+        """Copy the session's sampler settings, seed and stop sequences onto
+        ``generation`` (inside a generation op; ``generation()`` does it at each op's start)."""
+        from .sampling import check_stops
+
+        generation.settings = self.sampling
+        generation.seed = self.seed
+        generation.stop_sequences = check_stops(self.stop_sequences)
 
     @property
     def attention(self) -> AttentionTracker:

@@ -133,3 +133,42 @@ async def test_empty_and_overlong_prompts_follow_the_visible_policy():
         assert len(gen.prompt) == TINY.max_position_embeddings - 1
         assert len(gen.steps) == 1 and gen.done  # exactly one token fitted
         assert "fell out of the window" in app.session.context_notice
+
+
+async def test_settings_apply_from_the_next_step_and_reach_other_screens():
+    from llm_anatomy_tui.core.sampling import GREEDY
+
+    app = tiny_app()
+    async with app.run_test() as pilot:
+        screen = app.screen
+        screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        first = app.session.current_generation.steps[0]
+        assert not first.sampling.settings.greedy
+
+        heard: list[frozenset[str]] = []
+        app.goto_chapter(0)
+        await pilot.pause()
+        welcome = app.screen
+        original = welcome.session_changed
+        welcome.session_changed = lambda changes: (heard.append(changes), original(changes))
+        app.goto_chapter("tokenization")
+        await pilot.pause()
+
+        # Setting never waits for the generation lock, even while an op holds it.
+        with app.session.generation_lock:
+            app.session.set_sampling(GREEDY)
+            app.session.set_seed(99)
+            app.session.set_stop_sequences(("zzz",))
+        screen.step_generation()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        gen = app.session.current_generation
+        assert gen.steps[0].sampling.settings == first.sampling.settings  # recorded: kept
+        assert gen.steps[1].sampling.settings.greedy
+        assert gen.seed == 99 and gen.stop_sequences == ("zzz",)
+
+        app.goto_chapter(0)
+        await pilot.pause()
+        assert heard and GENERATION in heard[-1]
