@@ -95,7 +95,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -206,6 +206,19 @@ NAV_BINDINGS: list[BindingType] = [
 """The keys every chapter shares (ids start with ``nav.``)."""
 
 
+def _chapter_bindings(own: list[BindingType]) -> list[BindingType]:
+    """``own`` placed after the Help key and before the other shared keys (whose keys
+    ``own`` does not reuse), followed by Textual's own screen keys (focus movement)."""
+    own_keys = set(BindingsMap(own).key_to_bindings)
+    help_first, rest = [], []
+    for key, bindings in BindingsMap(NAV_BINDINGS).key_to_bindings.items():
+        if key in own_keys:
+            continue
+        target = help_first if bindings[0].id == "nav.help" else rest
+        target.extend(bindings)
+    return [*help_first, *own, *rest, *Screen.BINDINGS]
+
+
 class ChapterHeader(Widget):
     """One line: the chapter's number/total and title on the left, status on the right."""
 
@@ -267,6 +280,17 @@ class ChapterScreen(Screen):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = NAV_BINDINGS
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Textual lists a base class's bindings before a subclass's, so at 80 columns the
+        # footer showed the shared navigation keys and cut off the chapter's own. Compose
+        # each chapter's bindings explicitly instead: Help first (the way to every other
+        # key), then the chapter's keys, then the rest of the navigation. A chapter key
+        # that reuses a navigation key wins, as with ordinary inheritance.
+        # (Before super(): Textual merges and caches the bindings there.)
+        cls.BINDINGS = _chapter_bindings(list(cls.__dict__.get("BINDINGS", [])))
+        kwargs.setdefault("inherit_bindings", False)
+        super().__init_subclass__(**kwargs)  # type: ignore[arg-type]
 
     NEEDS_TOKENIZERS: ClassVar[bool] = True
     """Show a notice while the tokenizers are loading or broken."""
