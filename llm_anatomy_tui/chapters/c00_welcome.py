@@ -134,6 +134,18 @@ class WelcomeScreen(ChapterScreen):
             )
         )
         self.call_after_refresh(self._show_keys)
+        # Focusing the chapter list scrolls it into view; a newcomer should see the
+        # introduction first on a short terminal, so start at the top.
+        self.call_after_refresh(self._scroll_to_top)
+
+    def _scroll_to_top(self) -> None:
+        self.query_one("#welcome-body", VerticalScroll).scroll_home(animate=False)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        # Once the reader moves through the list, keep all of it on screen. (The first
+        # highlight, chapter 1, is set at start-up and must not undo _scroll_to_top.)
+        if event.option_index != 1:
+            event.option_list.scroll_visible(animate=False)
 
     def _show_keys(self) -> None:
         from .navigation import help_rows
@@ -172,7 +184,7 @@ class WelcomeScreen(ChapterScreen):
                 f"width {cfg.hidden_size}, {cfg.vocab_size:,} tokens"
             )
         elif model.status is Status.MISSING:
-            model_text = "no trained model installed yet"
+            model_text = "no model found: reinstall, or set LLM_ANATOMY_MODEL"
         else:
             model_text = model.message
         self.query_one("#welcome-status", Static).update(

@@ -308,7 +308,7 @@ def sample(
     # The stages keep a reference to the logits: copy unless the caller's array is frozen.
     base = _readonly(raw.copy() if raw.flags.writeable else raw)
     stages = [
-        Stage("logits", True, f"raw logits from the model ({n_vocab} tokens)", base, everything,
+        Stage("logits", True, f"raw logits from the model ({n_vocab:,} tokens)", base, everything,
               everything)
     ]  # fmt: skip
     stages.append(_penalties(stages[-1], settings, history))
@@ -378,7 +378,7 @@ def _top_k(prev: Stage, k: int) -> Stage:
     keep = np.zeros_like(prev.keep)
     keep[above] = True
     keep[tied[: k - above.size]] = True
-    return _filtered("top_k", prev, keep, f"kept the {k} most likely of {n} tokens")
+    return _filtered("top_k", prev, keep, f"kept the {k} most likely of {n:,} tokens")
 
 
 def _top_p(prev: Stage, p: float) -> Stage:
@@ -420,7 +420,7 @@ def _filtered(name: str, prev: Stage, keep: np.ndarray, what: str) -> Stage:
     mass = float(prev.probs[removed].sum())
     if n_removed == 0:
         return Stage(name, False, what + "; removed none", prev.base, prev.keep, prev.keep)
-    note = f"{what}; removed {n_removed} holding {mass:.4f} of the probability"
+    note = f"{what}; removed {n_removed:,} holding {mass:.4f} of the probability"
     return Stage(name, True, note, prev.base, _readonly(keep), prev.keep, mass)
 
 

@@ -205,8 +205,9 @@ class Session:
             self.model = None
             self.model_state = ResourceState(
                 Status.MISSING,
-                f"No trained model is installed (looked in {path}). "
-                "The chapters that run the model need one.",
+                f"No model found in {path}. The chapters that run the model need "
+                "one: reinstall llm-anatomy (it ships anatomy-mini), or point "
+                "LLM_ANATOMY_MODEL at a model directory.",
             )
             return self.model_state
         try:

@@ -86,9 +86,9 @@ def test_one_broken_tokenizer_leaves_the_others(monkeypatch):
 def test_missing_model_is_not_an_error(tmp_path):
     s = Session(model_dir=tmp_path / "nothing-here")
     state = s.load_model()
-    assert state.status is Status.MISSING and "No trained model" in state.message
+    assert state.status is Status.MISSING and "No model found in" in state.message
     assert s.model is None
-    with pytest.raises(NotReady, match="No trained model"):
+    with pytest.raises(NotReady, match="No model found in"):
         s.require_model()
 
 

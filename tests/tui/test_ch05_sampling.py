@@ -455,7 +455,5 @@ async def test_without_a_model_every_key_is_safe(make_app):
             await drain(pilot)
             await pilot.press("s", "g", "c", "k", "x", "m", "left", "right", "r", "b", "i")
             await drain(pilot)
-            assert "No trained model is installed" in str(
-                app.screen.query_one("#resource-notice").content
-            )
+            assert "No model found in" in str(app.screen.query_one("#resource-notice").content)
             assert app.session.current_generation is None

@@ -333,7 +333,7 @@ async def test_without_a_model_the_toy_works_and_the_base_explains():
         await settle(pilot)
         screen = app.screen
         notice = screen.query_one("#resource-notice", Static)
-        assert notice.display and "No trained model" in str(notice.content)
+        assert notice.display and "No model found in" in str(notice.content)
         await pilot.press("right", "c", "m", "up", "l", "h", "s", "e", "home", "end")
         await settle(pilot)
         assert screen.snapshot is None

@@ -159,6 +159,24 @@ async def test_welcome_list_opens_a_chapter(make_app):
         assert app.current_mode == CHAPTERS[1].slug
 
 
+async def test_welcome_opens_at_the_introduction_and_follows_the_list(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        body = app.screen.query_one("#welcome-body")
+        chapters = app.screen.query_one("#welcome-chapters", OptionList)
+        assert body.scroll_y == 0, "a short terminal starts at the introduction"
+        assert chapters.highlighted == 1
+        for _ in range(len(CHAPTERS) - 2):  # to the last chapter
+            await pilot.press("down")
+        await settle(pilot)
+        assert chapters.highlighted == len(CHAPTERS) - 1
+        assert body.scroll_y > 0, "moving through the list scrolls it into view"
+        top = chapters.region.y
+        bottom = top + chapters.region.height
+        assert body.region.y <= top and bottom <= body.region.bottom
+
+
 async def test_palette_goes_to_chapter(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

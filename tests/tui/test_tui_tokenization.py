@@ -205,7 +205,7 @@ async def test_screen_waits_for_tokenizers_then_updates(make_app):
 
 def test_fixture_session_has_no_model():
     session = make_session()
-    assert session.model is None and "No trained model" in session.model_state.message
+    assert session.model is None and "No model found in" in session.model_state.message
 
 
 async def test_typing_and_undo_update_the_chips_at_once(make_app):
