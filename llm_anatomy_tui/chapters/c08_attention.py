@@ -31,15 +31,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
-from ..core.attention_tracker import AttentionSnapshot, context_summary, token_labels
+from ..core.attention_tracker import AttentionSnapshot, context_summary
 from ..core.lessons import toy_attention as toy
 from ..core.readout import softmax_readout
-from ..core.session import NotReady
 from ..widgets.heatmap import Heatmap
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.vector_strip import VectorStrip
+from .attention_common import AttentionContextMixin
 from .base import ChapterScreen
 
 SCORE_DECIMALS = 4
@@ -307,7 +306,7 @@ HEAD_NOTE = (
 # -- the screen -------------------------------------------------------------------------------
 
 
-class AttentionScreen(ChapterScreen):
+class AttentionScreen(AttentionContextMixin, ChapterScreen):
     """Chapter 8: Q, K and V on a toy sentence, then on the real model."""
 
     NEEDS_MODEL = True
@@ -363,21 +362,13 @@ class AttentionScreen(ChapterScreen):
     part: reactive[str] = reactive("toy")
     """Which part takes the keys (and, below 150 columns, which is shown): toy / model."""
 
+    MODEL_WAITING = "The real model appears here once it has loaded."
+
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
         self.toy_query = toy.WORDS.index("it")
         self.toy_causal = False
-        self.layer_i = 0
-        self.head_i = 0
-        self.query_pos = 0
-        self.key_pos = 0
-        self.snapshot: AttentionSnapshot | None = None
-        """The attention data shown (None before the model has run)."""
-        self.labels: list[str] = []
         self.row_labels: list[str] = []
-        self.n_prompt = 0
-        self._want: tuple[int, ...] = ()
-        self._follow = True  # the query row follows the newest token
         self.key_rows: KeyTable | None = None
         """The key table as shown (for tests and readers)."""
 
@@ -483,83 +474,19 @@ class AttentionScreen(ChapterScreen):
 
     # -- the model: data ---------------------------------------------------------------------
 
-    def session_changed(self, changes: frozenset[str]) -> None:
-        s = self.session
-        if s.model is None or not s.tokenizer_state.ready:
-            self._status.update(Text("The real model appears here once it has loaded.",
-                                     style="dim"))  # fmt: skip
-            return
-        model = s.model
-        try:
-            enc = s.encoding("model")
-        except NotReady as exc:
-            self._status.update(Text(str(exc)))
-            return
-        gen = s.current_generation
-        if gen is not None:
-            tokens, n_prompt, notice = tuple(gen.tokens), len(gen.prompt), s.context_notice
-        else:
-            ids, notice = s.context_ids(enc, model.config.max_position_embeddings)
-            tokens, n_prompt = tuple(ids), len(ids)
-        message = s.generation_message
-        self._show_notice(" ".join(m for m in (notice, message) if m))
-        self._want = tokens
-        self.n_prompt = n_prompt
-        # a prefix, or a step or two appended (~1–2 ms): inline, painted with this frame
-        snap = self.session.attention.snapshot_if_cheap(model, tokens)
-        if snap is not None:
-            self._arrived(snap)
-        else:
-            self._status.update(Text(f"Running the model on {len(tokens)} tokens…",
-                                     style="italic"))  # fmt: skip
-            self._compute(model, tokens)
-
-    def _compute(self, model, tokens: tuple[int, ...]) -> None:  # noqa: ANN001
-        """Run the model on what the tracker does not know yet, in a thread worker.
-
-        ``run_worker`` with a fixed description rather than ``@work``: the decorator
-        describes a worker by the repr of its arguments, and the repr of a model (numpy
-        arrays) takes ~40 ms."""
-
-        def job() -> None:
-            snap = self.session.attention.snapshot(model, tokens)
-            if not get_current_worker().is_cancelled:
-                self.app.call_from_thread(self._arrived, snap)
-
-        self.run_worker(job, name="attention", group="attention", description="attention maps",
-                        exclusive=True, thread=True, exit_on_error=False)  # fmt: skip
-
-    def _arrived(self, snap: AttentionSnapshot) -> None:
-        if snap.tokens != self._want:
-            return  # a newer context is on its way
-        old = self.snapshot
-        self.snapshot = snap
-        if old is None or old.tokens != snap.tokens:
-            self.labels = token_labels(self.session.encoding("model"), snap.tokens)
+    def _show_snapshot(self, snap: AttentionSnapshot, new_context: bool) -> None:
+        if new_context:
             w = len(str(len(self.labels) - 1))
             self.row_labels = [f"{i:>{w}} {label}" for i, label in enumerate(self.labels)]
-        t = snap.n_tokens
-        if self._follow or self.query_pos >= t:
-            self._to_newest()
-        self.key_pos = min(self.key_pos, t - 1)
+        self._keep_cursor_in_context(snap)
         self._show_map(data=True)
         self._show_details()
 
-    def _to_newest(self) -> None:
-        snap = self.snapshot
-        if snap is None:
-            return
-        self.query_pos = snap.n_tokens - 1
-        self.key_pos = int(np.argmax(snap.weights[self.layer_i, self.head_i, self.query_pos]))
-        self._follow = True
-
-    def _show_notice(self, text: str) -> None:
-        shown = bool(text)
-        if text and text != str(self._notice.content):
-            self._notice.update(Text(text))
-        if self._notice.display != shown:
-            self._notice.display = shown
+    def _show_notice(self, text: str) -> bool:
+        changed = super()._show_notice(text)
+        if changed:  # the heatmap gets the rows the notice gave up or takes
             self.call_after_refresh(self._fit_main)
+        return changed
 
     # -- the model: drawing --------------------------------------------------------------------
 
@@ -631,7 +558,7 @@ class AttentionScreen(ChapterScreen):
         self._out_strip.title = f"head output = Σ weight × v [{dim}]"
         self._out_strip.values = snap.heads[layer, head, q]
 
-    # -- actions ---------------------------------------------------------------------------------
+    # -- actions (query and newest: AttentionContextMixin) -------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         model_only = {"query", "layer", "head", "newest", "key_home", "key_end",
@@ -657,33 +584,19 @@ class AttentionScreen(ChapterScreen):
             self.refresh_toy()
         elif self.snapshot is not None:
             self.key_pos = min(max(0, self.key_pos + step), self.snapshot.n_tokens - 1)
-            self._moved()
+            self._cursor_moved()
 
     def action_toggle_causal(self) -> None:
         self.toy_causal = not self.toy_causal
         self.refresh_toy()
 
-    def action_query(self, step: int) -> None:
-        snap = self.snapshot
-        if snap is None:
-            return
-        t = snap.n_tokens
-        self.query_pos = min(max(0, self.query_pos + step), t - 1)
-        self.key_pos = min(self.key_pos, self.query_pos)
-        self._follow = self.query_pos == t - 1
-        self._moved()
-
-    def action_newest(self) -> None:
-        self._to_newest()
-        self._moved()
-
     def action_key_home(self) -> None:
         self.key_pos = 0
-        self._moved()
+        self._cursor_moved()
 
     def action_key_end(self) -> None:
         self.key_pos = self.query_pos
-        self._moved()
+        self._cursor_moved()
 
     def action_layer(self, step: int) -> None:
         if self.snapshot is None:
@@ -699,7 +612,7 @@ class AttentionScreen(ChapterScreen):
         self._show_map(data=True)
         self._show_details()
 
-    def _moved(self) -> None:
+    def _cursor_moved(self) -> None:
         self._show_map()
         self._show_details()
 

@@ -25,15 +25,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
-from ..core.attention_tracker import AttentionSnapshot, context_summary, token_labels
+from ..core.attention_tracker import AttentionSnapshot, context_summary
 from ..core.config import LlamaConfig
 from ..core.generation import kv_cache_bytes
 from ..core.readout import softmax_readout
-from ..core.session import NotReady
 from ..widgets.matrix_view import MatrixView
 from ..widgets.prompt_bar import PromptBar
+from .attention_common import AttentionContextMixin
 from .base import ChapterScreen
 from .c08_attention import Body, Map, Strip, colour_top, set_text
 
@@ -207,7 +206,7 @@ CAVEAT = (
 # -- the screen -------------------------------------------------------------------------------
 
 
-class MultiHeadScreen(ChapterScreen):
+class MultiHeadScreen(AttentionContextMixin, ChapterScreen):
     """Chapter 9: every head of a layer, the pipeline with shapes, grouped-query attention."""
 
     NEEDS_MODEL = True
@@ -250,19 +249,12 @@ class MultiHeadScreen(ChapterScreen):
                 tooltip="Scroll the chapter up"),
     ]  # fmt: skip
 
+    MODEL_WAITING = "The heads appear here once the model has loaded."
+
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
         self.stage = WEIGHTS
-        self.layer_i = 0
-        self.head_i = 0
-        self.query_pos = 0
-        self.key_pos = 0
         self.dim_pos = 0
-        self.snapshot: AttentionSnapshot | None = None
-        self.labels: list[str] = []
-        self.n_prompt = 0
-        self._want: tuple[int, ...] = ()
-        self._follow = True
         self.shape_rows: list[ShapeRow] = []
         """The pipeline as shown (for tests and readers)."""
         self.row_values: np.ndarray | None = None
@@ -303,81 +295,15 @@ class MultiHeadScreen(ChapterScreen):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def session_changed(self, changes: frozenset[str]) -> None:
-        s = self.session
-        if s.model is None or not s.tokenizer_state.ready:
-            self._status.update(Text("The heads appear here once the model has loaded.",
-                                     style="dim"))  # fmt: skip
-            return
-        model = s.model
-        try:
-            enc = s.encoding("model")
-        except NotReady as exc:
-            self._status.update(Text(str(exc)))
-            return
-        gen = s.current_generation
-        if gen is not None:
-            tokens, n_prompt, notice = tuple(gen.tokens), len(gen.prompt), s.context_notice
-        else:
-            ids, notice = s.context_ids(enc, model.config.max_position_embeddings)
-            tokens, n_prompt = tuple(ids), len(ids)
-        text = " ".join(m for m in (notice, s.generation_message) if m)
-        if text and text != str(self._notice.content):
-            self._notice.update(Text(text))
-        if self._notice.display != bool(text):
-            self._notice.display = bool(text)
-        self._want = tokens
-        self.n_prompt = n_prompt
-        # a prefix, or a step or two appended (~1–2 ms): inline, painted with this frame
-        snap = self.session.attention.snapshot_if_cheap(model, tokens)
-        if snap is not None:
-            self._arrived(snap)
-        else:
-            self._status.update(Text(f"Running the model on {len(tokens)} tokens…",
-                                     style="italic"))  # fmt: skip
-            self._compute(model, tokens)
-
-    def _compute(self, model, tokens: tuple[int, ...]) -> None:  # noqa: ANN001
-        """Run the model on what the tracker does not know yet, in a thread worker.
-
-        ``run_worker`` with a fixed description rather than ``@work``: the decorator
-        describes a worker by the repr of its arguments, and the repr of a model (numpy
-        arrays) takes ~40 ms."""
-
-        def job() -> None:
-            snap = self.session.attention.snapshot(model, tokens)
-            if not get_current_worker().is_cancelled:
-                self.app.call_from_thread(self._arrived, snap)
-
-        self.run_worker(job, name="attention", group="attention", description="attention maps",
-                        exclusive=True, thread=True, exit_on_error=False)  # fmt: skip
-
-    def _arrived(self, snap: AttentionSnapshot) -> None:
-        if snap.tokens != self._want:
-            return
-        old = self.snapshot
-        self.snapshot = snap
-        if old is None or old.tokens != snap.tokens:
-            self.labels = token_labels(self.session.encoding("model"), snap.tokens)
-        cfg = snap.config
+    def _show_snapshot(self, snap: AttentionSnapshot, new_context: bool) -> None:
+        cfg, t = snap.config, snap.n_tokens
         self.head_i = min(self.head_i, cfg.num_attention_heads - 1)
         self.layer_i = min(self.layer_i, cfg.num_hidden_layers - 1)
-        t = snap.n_tokens
-        if self._follow or self.query_pos >= t:
-            self._to_newest()
-        self.key_pos = min(self.key_pos, t - 1)
+        self._keep_cursor_in_context(snap)  # after the clamps: it reads layer and head
         self.dim_pos = min(self.dim_pos, cfg.dim_head - 1)
         self.shape_rows = pipeline(cfg, t)
         set_text(self._gqa, gqa_text(cfg, t))
         self._draw(data=True)
-
-    def _to_newest(self) -> None:
-        snap = self.snapshot
-        if snap is None:
-            return
-        self.query_pos = snap.n_tokens - 1
-        self.key_pos = int(np.argmax(snap.weights[self.layer_i, self.head_i, self.query_pos]))
-        self._follow = True
 
     # -- drawing ---------------------------------------------------------------------------------
 
@@ -544,7 +470,7 @@ class MultiHeadScreen(ChapterScreen):
         self._out.title = f"head {head} output for query {q} [{dh}]"
         self._out.values = snap.heads[layer, head, q]
 
-    # -- actions ---------------------------------------------------------------------------------
+    # -- actions (query and newest: AttentionContextMixin) -------------------------------------
 
     def action_stage(self, step: int) -> None:
         self.stage = (self.stage + step) % 4
@@ -562,16 +488,6 @@ class MultiHeadScreen(ChapterScreen):
         self.head_i = (self.head_i + step) % self.snapshot.config.num_attention_heads
         self._draw()
 
-    def action_query(self, step: int) -> None:
-        snap = self.snapshot
-        if snap is None:
-            return
-        t = snap.n_tokens
-        self.query_pos = min(max(0, self.query_pos + step), t - 1)
-        self.key_pos = min(self.key_pos, self.query_pos)
-        self._follow = self.query_pos == t - 1
-        self._draw()
-
     def action_column(self, step: int) -> None:
         snap = self.snapshot
         if snap is None:
@@ -582,8 +498,7 @@ class MultiHeadScreen(ChapterScreen):
             self.key_pos = min(max(0, self.key_pos + step), snap.n_tokens - 1)
         self._draw()
 
-    def action_newest(self) -> None:
-        self._to_newest()
+    def _cursor_moved(self) -> None:
         self._draw()
 
     def action_step(self) -> None:

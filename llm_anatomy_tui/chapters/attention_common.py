@@ -1,0 +1,189 @@
+"""What chapters 8 and 9 share: keeping an attention snapshot in step with the context.
+
+Both chapters show the real model's attention on the shared context (the prompt plus
+every generated token) and must follow it the same way: build the context the shared
+generation defines, take the tracker's snapshot inline when that is cheap (a step or two
+appended, so a generation step is painted with the frame that shows it), else run the
+model in one exclusive thread worker and drop any result a newer context has overtaken;
+and keep the query cursor on the newest token until the reader moves it. Written once
+here so the two screens cannot drift apart; how each *draws* the snapshot stays in its
+own module.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from rich.text import Text
+from textual.worker import get_current_worker
+
+from ..core.attention_tracker import AttentionSnapshot, token_labels
+from ..core.session import NotReady
+
+if TYPE_CHECKING:
+    from textual.widgets import Static
+
+    from . import Chapter
+    from .base import ChapterScreen
+
+    _Screen = ChapterScreen  # what the mixin is mixed into, for type checkers
+else:
+    _Screen = object
+
+
+class AttentionContextMixin(_Screen):
+    """Follows the shared context with attention snapshots, for a chapter screen.
+
+    Put it before :class:`~llm_anatomy_tui.chapters.base.ChapterScreen` in the bases
+    (its :meth:`session_changed` replaces the base's empty one). The screen provides:
+
+    - ``_status`` and ``_notice``: the Statics for the one-line status and the context
+      notice, set in ``on_mount`` (which runs before the first :meth:`session_changed`);
+    - :attr:`MODEL_WAITING`: what the status says until the model and tokenizer are ready;
+    - :meth:`_show_snapshot`: draw a snapshot that has just become :attr:`snapshot`;
+    - :meth:`_cursor_moved`: redraw after the query/key cursor moved.
+
+    In return it keeps :attr:`snapshot`, :attr:`labels`, :attr:`n_prompt` and the cursor
+    (:attr:`layer_i`, :attr:`head_i`, :attr:`query_pos`, :attr:`key_pos`), and handles
+    the ``query`` and ``newest`` actions.
+    """
+
+    MODEL_WAITING: ClassVar[str]
+    """The status line shown while there is no model or tokenizer to run."""
+
+    if TYPE_CHECKING:  # provided by the screen this is mixed into
+        _status: Static
+        _notice: Static
+
+    def __init__(self, chapter: Chapter) -> None:
+        super().__init__(chapter)  # the ChapterScreen after this mixin
+        self.layer_i = 0
+        self.head_i = 0
+        self.query_pos = 0
+        self.key_pos = 0
+        self.snapshot: AttentionSnapshot | None = None
+        """The attention data shown (None before the model has run)."""
+        self.labels: list[str] = []
+        """Each token of the snapshot's context as readable text."""
+        self.n_prompt = 0
+        self._want: tuple[int, ...] = ()
+        """The context asked for last: a snapshot of any other context is stale."""
+        self._follow = True  # the query row follows the newest token
+
+    # -- for the screen ------------------------------------------------------------------------
+
+    def _show_snapshot(self, snap: AttentionSnapshot, new_context: bool) -> None:
+        """Draw ``snap`` (already :attr:`snapshot`; ``new_context``: its tokens differ from
+        the previous snapshot's, so :attr:`labels` were just rebuilt)."""
+        raise NotImplementedError
+
+    def _cursor_moved(self) -> None:
+        """Redraw after :attr:`query_pos` / :attr:`key_pos` changed (same data)."""
+        raise NotImplementedError
+
+    # -- the data ------------------------------------------------------------------------------
+
+    def session_changed(self, changes: frozenset[str]) -> None:
+        """Ask for the snapshot of the current shared context (the generation's tokens,
+        else the prompt's under the session's empty / too-long policy)."""
+        s = self.session
+        if s.model is None or not s.tokenizer_state.ready:
+            self._status.update(Text(self.MODEL_WAITING, style="dim"))
+            return
+        model = s.model
+        try:
+            enc = s.encoding("model")
+        except NotReady as exc:
+            self._status.update(Text(str(exc)))
+            return
+        gen = s.current_generation
+        if gen is not None:
+            tokens, n_prompt, notice = tuple(gen.tokens), len(gen.prompt), s.context_notice
+        else:
+            ids, notice = s.context_ids(enc, model.config.max_position_embeddings)
+            tokens, n_prompt = tuple(ids), len(ids)
+        message = s.generation_message
+        self._show_notice(" ".join(m for m in (notice, message) if m))
+        self._want = tokens
+        self.n_prompt = n_prompt
+        # a prefix, or a step or two appended (~1–2 ms): inline, painted with this frame
+        snap = s.attention.snapshot_if_cheap(model, tokens)
+        if snap is not None:
+            self._arrived(snap)
+        else:
+            self._status.update(Text(f"Running the model on {len(tokens)} tokens…",
+                                     style="italic"))  # fmt: skip
+            self._compute(model, tokens)
+
+    def _compute(self, model, tokens: tuple[int, ...]) -> None:  # noqa: ANN001
+        """Run the model on what the tracker does not know yet, in a thread worker.
+
+        ``run_worker`` with a fixed description rather than ``@work``: the decorator
+        describes a worker by the repr of its arguments, and the repr of a model (numpy
+        arrays) takes ~40 ms. ``exclusive``: a newer context cancels the older run."""
+
+        def job() -> None:
+            snap = self.session.attention.snapshot(model, tokens)
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._arrived, snap)
+
+        self.run_worker(job, name="attention", group="attention", description="attention maps",
+                        exclusive=True, thread=True, exit_on_error=False)  # fmt: skip
+
+    def _arrived(self, snap: AttentionSnapshot) -> None:
+        """Take ``snap`` as the snapshot shown, unless a newer context was asked for since."""
+        if snap.tokens != self._want:
+            return  # a newer context is on its way
+        old = self.snapshot
+        self.snapshot = snap
+        new_context = old is None or old.tokens != snap.tokens
+        if new_context:
+            enc = self.session.encoding("model")
+            self.labels = token_labels(enc, snap.tokens)
+        self._show_snapshot(snap, new_context)
+
+    def _show_notice(self, text: str) -> bool:
+        """Show ``text`` (why the context is not simply the prompt, what the last step
+        said), hidden when empty. True when the notice appeared or went, which changes
+        the height of what is above the maps."""
+        shown = bool(text)
+        if text and text != str(self._notice.content):
+            self._notice.update(Text(text))
+        if self._notice.display != shown:
+            self._notice.display = shown
+            return True
+        return False
+
+    # -- the cursor ----------------------------------------------------------------------------
+
+    def _keep_cursor_in_context(self, snap: AttentionSnapshot) -> None:
+        """After a new snapshot: the query stays on the newest token unless the reader
+        moved it away, and a shorter context pulls the cursor back inside it."""
+        t = snap.n_tokens
+        if self._follow or self.query_pos >= t:
+            self._to_newest()
+        self.key_pos = min(self.key_pos, t - 1)
+
+    def _to_newest(self) -> None:
+        """The newest token as query, on the key it weights most, and follow from now on."""
+        snap = self.snapshot
+        if snap is None:
+            return
+        self.query_pos = snap.n_tokens - 1
+        self.key_pos = int(np.argmax(snap.weights[self.layer_i, self.head_i, self.query_pos]))
+        self._follow = True
+
+    def action_query(self, step: int) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        t = snap.n_tokens
+        self.query_pos = min(max(0, self.query_pos + step), t - 1)
+        self.key_pos = min(self.key_pos, self.query_pos)
+        self._follow = self.query_pos == t - 1
+        self._cursor_moved()
+
+    def action_newest(self) -> None:
+        self._to_newest()
+        self._cursor_moved()
