@@ -7,7 +7,7 @@ For each chapter, two measurements:
 1. **Held step key**: ``s`` pressed 100 times at a fixed rate (30 per second by default),
    without waiting for the screen — the way a held key repeats. Press *i* is timed from
    its write until the screen shows *i* steps taken (chapter 5: ``step i`` in the status
-   line, drawn with the next token's bars; chapter 14: ``decode: i tokens``, drawn with
+   line, drawn with the next token's bars; chapter 14: ``decode: tokens 2–i``, drawn with
    the cache arrays and the cache on/off measurement). Every press must take a step: the
    run fails if the count shown at the end is not 100.
 2. **A setting change**: chapter 5 ``+`` (temperature +0.1; timed until the line under
@@ -113,7 +113,9 @@ def chapter5(presses: int, rate: float, changes: int, pace: float) -> dict[str, 
 def chapter14(presses: int, rate: float, changes: int, pace: float) -> dict[str, list[float]]:
     term = start("kv-cache", lambda text: "Prefill" in text and "float32" in text)
     try:
-        held, shown = held_key(term, b"s", presses, rate, r"decode: (\d+) tokens?")
+        # "→ token 1 · decode: next step", "decode: token 2, …", "decode: tokens 2–i, …"
+        generated = r"token(?:s 2–)? (\d+)(?: ·|, one per step)"
+        held, shown = held_key(term, b"s", presses, rate, generated)
         if shown != presses:
             raise SystemExit(f"chapter 14: {presses} presses but {shown} steps shown")
         term.drain(1.0)

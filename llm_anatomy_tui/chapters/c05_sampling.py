@@ -43,11 +43,12 @@ from ..core.sampling_view import (
     sampling_table,
     settings_fields,
 )
-from ..core.session import NotReady, Status
+from ..core.session import NotReady
 from ..core.token_pieces import piece_spans
 from ..widgets.bar_chart import BarChart, BarColumn, CumulativeStrip
 from ..widgets.prompt_bar import PromptBar
 from .base import GENERATION, MODEL, PROMPT, ChapterScreen
+from .generation_common import GenerationChapterMixin, step_once, stopped_message
 
 if TYPE_CHECKING:
     from ..core.generation import Generation, StepRecord
@@ -183,7 +184,7 @@ class SettingInput(Input):
             self.insert_text_at_cursor(clean)
 
 
-class SamplingScreen(ChapterScreen):
+class SamplingScreen(GenerationChapterMixin, ChapterScreen):
     """Chapter 5: logits → softmax → filters → the seeded draw, stepped on the real model."""
 
     NEEDS_MODEL = True
@@ -228,8 +229,6 @@ class SamplingScreen(ChapterScreen):
 
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
-        self._last_put: dict[str | None, Text] = {}
-        self._put_lines: dict[str | None, int] = {}
         self._settings: SamplingSettings = SamplingSettings()
         self._seed = 0
         self._stops: tuple[str, ...] = ()
@@ -325,27 +324,6 @@ class SamplingScreen(ChapterScreen):
             self._syncing_fields = False
 
     _FIXED_HEIGHT = frozenset({"s-status", "s-text", "s-norm"})
-    """Statics whose height is their number of lines (no wrapping) or fixed by CSS: a
-    new text with as many lines needs no new layout (a layout costs tens of ms)."""
-
-    def _put(self, widget: Static, content: Text | str) -> None:
-        """``widget.update(content)``, skipped if nothing changed, without a layout pass
-        when the height cannot have changed."""
-        text = content if isinstance(content, Text) else Text(content)
-        last = self._last_put.get(widget.id)
-        if last is not None and last == text:
-            return
-        self._last_put[widget.id] = text
-        width = widget.content_region.width
-        if widget.id in self._FIXED_HEIGHT:
-            lines = text.plain.count("\n") + 1
-        elif width <= 0:  # hidden: the layout that shows it will measure it
-            lines = -1
-        else:  # wrapped: count the lines it wraps to
-            lines = len(text.wrap(self.app.console, width))
-        relayout = lines != self._put_lines.get(widget.id) and lines != -1
-        self._put_lines[widget.id] = lines
-        widget.update(text, layout=relayout)
 
     # -- session ---------------------------------------------------------------------------
 
@@ -359,18 +337,6 @@ class SamplingScreen(ChapterScreen):
             if gen is not None and self._view is not None and self._view >= len(gen.steps):
                 self._view = None
         self.refresh_view()
-
-    def _waiting_text(self) -> Text:
-        """What the status line says while the chapter cannot run the model (the notice
-        above it says why, when something is wrong)."""
-        s = self.session
-        if s.model_state.status is Status.LOADING or s.tokenizer_state.status is Status.LOADING:
-            return Text("Waiting for the model to load…", style="italic")
-        return Text("This chapter runs the model: see the notice above.", style="italic")
-
-    def _ready(self) -> bool:
-        s = self.session
-        return s.model is not None and s.tokenizer_state.ready
 
     def _label(self, token: int) -> str:
         label = self._labels.get(token)
@@ -802,26 +768,12 @@ class SamplingScreen(ChapterScreen):
 
     # -- actions ---------------------------------------------------------------------------
 
-    def _model_or_say(self) -> bool:
-        if self._ready():
-            return True
-        self.notify(self.session.model_state.message or "The model is not loaded yet.",
-                    severity="warning", timeout=3)  # fmt: skip
-        return False
-
     def action_step(self) -> None:
         if not self._model_or_say():
             return
         was_viewing = self._view is not None
         self._view = None
-
-        def step(gen: Generation) -> str | None:
-            if gen.done:
-                return f"Generation has stopped: {gen.stop.message}" if gen.stop else None
-            gen.step()
-            return None
-
-        self._submit(step)
+        self._submit(step_once)
         if was_viewing:  # otherwise the op's "generation" change redraws
             self.refresh_view()
 
@@ -936,7 +888,7 @@ class SamplingScreen(ChapterScreen):
                 return f"Step {index} no longer exists."
             if index == len(gen.steps):
                 if gen.done:
-                    return f"Generation has stopped: {gen.stop.message}" if gen.stop else None
+                    return stopped_message(gen)
                 gen.step(token=token)
                 self._info = f"Step {index}: took {label} by hand instead of drawing."
                 return None
@@ -971,13 +923,3 @@ class SamplingScreen(ChapterScreen):
 
         self._view = None
         self._submit(rewind)
-
-    # -- prompt bar at short heights ---------------------------------------------------------
-
-    def action_focus_prompt(self) -> None:
-        self.add_class("-prompt-open")
-        super().action_focus_prompt()
-
-    def action_leave_prompt(self) -> None:
-        self.remove_class("-prompt-open")
-        super().action_leave_prompt()

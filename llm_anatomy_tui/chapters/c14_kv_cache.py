@@ -51,11 +51,11 @@ from ..core.kv_memory import (
     presets_with,
 )
 from ..core.quant_kv import kv_bytes_per_token
-from ..core.session import Status
 from ..widgets.colors import get_cmap
 from ..widgets.line_plot import LinePlot, Series
 from ..widgets.prompt_bar import PromptBar
 from .base import GENERATION, MODEL, PROMPT, ChapterScreen
+from .generation_common import GenerationChapterMixin, step_once
 
 if TYPE_CHECKING:
     from ..core.generation import Generation
@@ -253,7 +253,23 @@ def _m(macs: int) -> str:
     return f"{macs / 1e6:.2f}"
 
 
-class KVCacheScreen(ChapterScreen):
+def _prefill_and_decode(n_prompt: int, n_generated: int) -> list[str | tuple[str, str]]:
+    """The status line's count of the work: the prefill yields the first new token, each
+    decode step one more — so "3 tokens generated" is the prefill and 2 decode steps.
+
+    >>> "".join(p if isinstance(p, str) else p[0] for p in _prefill_and_decode(18, 3))
+    '18 prompt tokens → token 1 · decode: tokens 2–3, one per step'
+    """
+    prompt = f"{n_prompt} prompt token{'s' if n_prompt != 1 else ''}"
+    if n_generated == 0:
+        return [f"{prompt} in one pass · no token generated yet"]
+    if n_generated == 1:
+        return [f"{prompt} → token 1 · ", ("decode: ", "bold"), "from the next step on"]
+    later = "token 2" if n_generated == 2 else f"tokens 2–{n_generated}"
+    return [f"{prompt} → token 1 · ", ("decode: ", "bold"), f"{later}, one per step"]
+
+
+class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
     """Chapter 14: the KV cache of the shared generation, measured."""
 
     NEEDS_MODEL = True
@@ -283,8 +299,6 @@ class KVCacheScreen(ChapterScreen):
 
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
-        self._last_put: dict[str | None, Text] = {}
-        self._put_lines: dict[str | None, int] = {}
         self._use_cache = True
         self._bits: int | None = None
         self._kv: KVState | None = None  # written by generation ops
@@ -362,27 +376,6 @@ class KVCacheScreen(ChapterScreen):
         self._fill_presets()
 
     _FIXED_HEIGHT = frozenset({"kv-status", "kv-arrays", "kv-compare", "kv-quant"})
-    """Statics whose height is their number of lines (no wrapping) or fixed by CSS: a
-    new text with as many lines needs no new layout (a layout costs tens of ms)."""
-
-    def _put(self, widget: Static, content: Text | str) -> None:
-        """``widget.update(content)``, skipped if nothing changed, without a layout pass
-        when the height cannot have changed."""
-        text = content if isinstance(content, Text) else Text(content)
-        last = self._last_put.get(widget.id)
-        if last is not None and last == text:
-            return
-        self._last_put[widget.id] = text
-        width = widget.content_region.width
-        if widget.id in self._FIXED_HEIGHT:
-            lines = text.plain.count("\n") + 1
-        elif width <= 0:  # hidden: the layout that shows it will measure it
-            lines = -1
-        else:  # wrapped: count the lines it wraps to
-            lines = len(text.wrap(self.app.console, width))
-        relayout = lines != self._put_lines.get(widget.id) and lines != -1
-        self._put_lines[widget.id] = lines
-        widget.update(text, layout=relayout)
 
     # -- session ---------------------------------------------------------------------------
 
@@ -393,18 +386,6 @@ class KVCacheScreen(ChapterScreen):
             self._fill_presets()
         if changes & {PROMPT, MODEL, GENERATION}:
             self.refresh_view()
-
-    def _waiting_text(self) -> Text:
-        """What the status line says while the chapter cannot run the model (the notice
-        above it says why, when something is wrong)."""
-        s = self.session
-        if s.model_state.status is Status.LOADING or s.tokenizer_state.status is Status.LOADING:
-            return Text("Waiting for the model to load…", style="italic")
-        return Text("This chapter runs the model: see the notice above.", style="italic")
-
-    def _ready(self) -> bool:
-        s = self.session
-        return s.model is not None and s.tokenizer_state.ready
 
     def _want(self, gen: Generation | None) -> tuple:
         return (gen, len(gen.steps) if gen is not None else -1, self._use_cache, self._bits)
@@ -547,9 +528,8 @@ class KVCacheScreen(ChapterScreen):
             self._status,
             Text.assemble(
                 ("Prefill: ", "bold"),
-                f"{n_prompt} prompt token{'s' if n_prompt != 1 else ''} in one pass · ",
-                ("decode: ", "bold"),
-                f"{n_gen} token{'s' if n_gen != 1 else ''}, one per step\n",
+                *_prefill_and_decode(n_prompt, n_gen),
+                "\n",
                 ("cache: ", "bold"),
                 f"{kv.snapshot.length} of {cfg.max_position_embeddings} positions, {cache}",
             ),
@@ -886,24 +866,10 @@ class KVCacheScreen(ChapterScreen):
 
     # -- actions ---------------------------------------------------------------------------
 
-    def _model_or_say(self) -> bool:
-        if self._ready():
-            return True
-        self.notify(self.session.model_state.message or "The model is not loaded yet.",
-                    severity="warning", timeout=3)  # fmt: skip
-        return False
-
     def action_step(self) -> None:
         if not self._model_or_say():
             return
-
-        def step(gen: Generation) -> str | None:
-            if gen.done:
-                return f"Generation has stopped: {gen.stop.message}" if gen.stop else None
-            gen.step()
-            return None
-
-        self.submit_generation(self._op(step))
+        self.submit_generation(self._op(step_once))
 
     def action_generate(self) -> None:
         for _ in range(10):
@@ -936,13 +902,3 @@ class KVCacheScreen(ChapterScreen):
         select = self.query_one("#kv-preset", Select)
         select.focus()
         select.scroll_visible(top=True)
-
-    # -- prompt bar at short heights ---------------------------------------------------------
-
-    def action_focus_prompt(self) -> None:
-        self.add_class("-prompt-open")
-        super().action_focus_prompt()
-
-    def action_leave_prompt(self) -> None:
-        self.remove_class("-prompt-open")
-        super().action_leave_prompt()

@@ -304,3 +304,32 @@ def test_snapshot_kv_cache_measurements_120x40(snap_compare, monkeypatch):
     _steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(120, 40),
                         run_before=_scrolled)  # fmt: skip
+
+
+async def test_status_counts_the_prefill_token_and_the_decode_steps():
+    """The prefill yields token 1 and each decode step one more: the status line and the
+    with/without table (step 0 = the prefill) count the same steps."""
+    app = model_app("kv-cache", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_kv(pilot)
+        n_prompt = len(app.session.current_generation.prompt)
+        expected = {
+            0: f"Prefill: {n_prompt} prompt tokens in one pass · no token generated yet",
+            1: f"Prefill: {n_prompt} prompt tokens → token 1 · decode: from the next step on",
+            2: f"Prefill: {n_prompt} prompt tokens → token 1 · decode: token 2, one per step",
+            4: f"Prefill: {n_prompt} prompt tokens → token 1 · decode: tokens 2–4, one per step",
+        }
+        taken = 0
+        for steps, line in expected.items():
+            for _ in range(steps - taken):
+                await pilot.press("s")
+            taken = steps
+            await drain(pilot)
+            gen = app.session.current_generation
+            assert len(gen.steps) == steps
+            assert static_text(screen, "#kv-status").splitlines()[0] == line
+            assert gen.cache.length == n_prompt + steps
+        await pilot.pause(0.3)  # the with/without measurements catch up after a pause
+        await drain(pilot)
+        table = static_text(screen, "#kv-compare")
+        assert "3 decode steps" in table  # steps 1–3; step 0 was the prefill
