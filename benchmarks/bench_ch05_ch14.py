@@ -113,8 +113,8 @@ def chapter5(presses: int, rate: float, changes: int, pace: float) -> dict[str, 
 def chapter14(presses: int, rate: float, changes: int, pace: float) -> dict[str, list[float]]:
     term = start("kv-cache", lambda text: "Prefill" in text and "float32" in text)
     try:
-        # "→ token 1 · decode: next step", "decode: token 2, …", "decode: tokens 2–i, …"
-        generated = r"token(?:s 2–)? (\d+)(?: ·|, one per step)"
+        # "→ token 1 · decode: from …", "decode: token 2, one per step", "… 2–i, one per step"
+        generated = r"(\d+)(?:, one per step| · decode)"
         held, shown = held_key(term, b"s", presses, rate, generated)
         if shown != presses:
             raise SystemExit(f"chapter 14: {presses} presses but {shown} steps shown")
