@@ -72,15 +72,17 @@ class AttentionContextMixin(_Screen):
         self._follow = True  # the query row follows the newest token
 
     # -- for the screen ------------------------------------------------------------------------
+    # Each chapter defines these two; declared here for type checkers only, so a screen
+    # that forgot one fails loudly (AttributeError) on its first snapshot.
 
-    def _show_snapshot(self, snap: AttentionSnapshot, new_context: bool) -> None:
-        """Draw ``snap`` (already :attr:`snapshot`; ``new_context``: its tokens differ from
-        the previous snapshot's, so :attr:`labels` were just rebuilt)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:
 
-    def _cursor_moved(self) -> None:
-        """Redraw after :attr:`query_pos` / :attr:`key_pos` changed (same data)."""
-        raise NotImplementedError
+        def _show_snapshot(self, snap: AttentionSnapshot, new_context: bool) -> None:
+            """Draw ``snap`` (already :attr:`snapshot`; ``new_context``: its tokens differ
+            from the previous snapshot's, so :attr:`labels` were just rebuilt)."""
+
+        def _cursor_moved(self) -> None:
+            """Redraw after :attr:`query_pos` / :attr:`key_pos` changed (same data)."""
 
     # -- the data ------------------------------------------------------------------------------
 
