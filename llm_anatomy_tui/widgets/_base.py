@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.widget import Widget
 
 from llm_anatomy_tui.widgets.colors import DEFAULT_CHROME, Chrome, ColorMode
@@ -22,6 +24,24 @@ def chrome_for(widget: Widget, prefix: str) -> Chrome:
         title=get("title", DEFAULT_CHROME.title),
         bar=get("bar", DEFAULT_CHROME.bar),
     )
+
+
+class ChromeCache:
+    """Mixin (before ``Widget``): looks the widget's chrome styles up once, not on every
+    render (a lookup of five component styles costs ~0.7 ms), and forgets them when the
+    CSS or theme changes. Subclasses name their component-class prefix."""
+
+    _chrome_prefix: ClassVar[str] = ""
+    _chrome_cache: Chrome | None = None
+
+    def chrome(self) -> Chrome:
+        if self._chrome_cache is None:
+            self._chrome_cache = chrome_for(self, self._chrome_prefix)  # type: ignore[arg-type]
+        return self._chrome_cache
+
+    def notify_style_update(self) -> None:
+        self._chrome_cache = None
+        super().notify_style_update()  # type: ignore[misc]
 
 
 def color_mode_for(widget: Widget) -> ColorMode:

@@ -37,7 +37,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from llm_anatomy_tui.widgets._base import chrome_for, color_mode_for
+from llm_anatomy_tui.widgets._base import ChromeCache, color_mode_for
 from llm_anatomy_tui.widgets._format import fit, fmt, fmt_percent, sanitize_label, window
 from llm_anatomy_tui.widgets.colors import (
     DEFAULT_CHROME,
@@ -459,7 +459,26 @@ class CumulativeStripRenderable:
 # -- widgets ------------------------------------------------------------------------------
 
 
-class BarChart(Widget, can_focus=True):
+class _CachedStrips(ChromeCache):
+    """Mixin (before ``Widget``) for the Line-API widgets below: their strips are built
+    once per change and kept under ``_strips_key``; any refresh (data, size) or style
+    change forgets them, and the chrome styles are cached as :class:`ChromeCache` does."""
+
+    _strips_key: tuple | None = None
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Widget:  # fmt: skip
+        self._strips_key = None  # every change of data, size or style comes through here
+        return super().refresh(  # type: ignore[misc]
+            *regions, repaint=repaint, layout=layout, recompose=recompose
+        )
+
+    def notify_style_update(self) -> None:
+        self._strips_key = None
+        super().notify_style_update()
+
+
+class BarChart(_CachedStrips, Widget, can_focus=True):
     """Focusable horizontal bars with a row cursor.
 
     Set data with :meth:`set_data` or the reactives. Moving the cursor posts
@@ -467,6 +486,7 @@ class BarChart(Widget, can_focus=True):
     (e.g. "branch here with this token").
     """
 
+    _chrome_prefix = "barchart"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "barchart--label",
         "barchart--accent",
@@ -619,8 +639,6 @@ class BarChart(Widget, can_focus=True):
         self._origin: int | None = None
         self._page = 10
         self._strips: list[Strip] = []
-        self._strips_key: tuple | None = None
-        self._chrome_cache: Chrome | None = None
         self.set_reactive(BarChart.labels, tuple(labels))
         self.set_reactive(BarChart.values, np.asarray(values, dtype=np.float64).reshape(-1))
         self.set_reactive(BarChart.columns, tuple(columns))
@@ -720,7 +738,7 @@ class BarChart(Widget, can_focus=True):
             width=width,
             height=height,
             color_mode=color_mode_for(self),
-            chrome=self._chrome("barchart"),
+            chrome=self.chrome(),
         )
 
     def render(self) -> TextualRenderResult:
@@ -730,22 +748,6 @@ class BarChart(Widget, can_focus=True):
         self._origin = a
         self._page = max(1, b - a - 1)
         return renderable
-
-    def refresh(self, *regions, repaint: bool = True, layout: bool = False,
-                recompose: bool = False) -> Widget:  # fmt: skip
-        self._strips_key = None  # every change of data, size or style comes through here
-        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
-
-    def notify_style_update(self) -> None:
-        self._strips_key = None
-        self._chrome_cache = None
-        super().notify_style_update()
-
-    def _chrome(self, prefix: str) -> Chrome:
-        """The component-class styles, read once per style change (reading them is slow)."""
-        if self._chrome_cache is None:
-            self._chrome_cache = chrome_for(self, prefix)
-        return self._chrome_cache
 
     def render_line(self, y: int) -> Strip:
         """One line, from strips built once per change (the Line API: a repaint of a
@@ -772,10 +774,11 @@ class BarChart(Widget, can_focus=True):
         return max(1, min(natural, container.height or natural))
 
 
-class CumulativeStrip(Widget):
+class CumulativeStrip(_CachedStrips, Widget):
     """The sampler's draw against the cumulative distribution (not focusable: it has no
     cursor). Reactives: ``labels``, ``probs``, ``u``, ``decimals``, ``title``."""
 
+    _chrome_prefix = "cumulativestrip"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "cumulativestrip--label",
         "cumulativestrip--accent",
@@ -821,8 +824,6 @@ class CumulativeStrip(Widget):
         self.set_reactive(CumulativeStrip.decimals, decimals)
         self.set_reactive(CumulativeStrip.title, title)
         self._strips: list[Strip] = []
-        self._strips_key: tuple | None = None
-        self._chrome_cache: Chrome | None = None
 
     def set_data(
         self, labels: Sequence[str], probs: Sequence[float] | np.ndarray, u: float | None
@@ -850,28 +851,12 @@ class CumulativeStrip(Widget):
             title=self.title,
             width=width,
             color_mode=color_mode_for(self),
-            chrome=self._chrome("cumulativestrip"),
+            chrome=self.chrome(),
         )
 
     def render(self) -> TextualRenderResult:
         size = self.content_region.size if self.is_mounted else Size(0, 0)
         return self.renderable(size.width or None)
-
-    def refresh(self, *regions, repaint: bool = True, layout: bool = False,
-                recompose: bool = False) -> Widget:  # fmt: skip
-        self._strips_key = None  # every change of data, size or style comes through here
-        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
-
-    def notify_style_update(self) -> None:
-        self._strips_key = None
-        self._chrome_cache = None
-        super().notify_style_update()
-
-    def _chrome(self, prefix: str) -> Chrome:
-        """The component-class styles, read once per style change (reading them is slow)."""
-        if self._chrome_cache is None:
-            self._chrome_cache = chrome_for(self, prefix)
-        return self._chrome_cache
 
     def render_line(self, y: int) -> Strip:
         """One line, from strips built once per change (see :meth:`BarChart.render_line`)."""

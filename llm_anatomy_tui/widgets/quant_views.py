@@ -52,7 +52,7 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from llm_anatomy_tui.widgets._base import chrome_for, color_mode_for
+from llm_anatomy_tui.widgets._base import ChromeCache, color_mode_for
 from llm_anatomy_tui.widgets._format import fit, fmt
 from llm_anatomy_tui.widgets.colors import (
     DEFAULT_CHROME,
@@ -75,23 +75,6 @@ _REVERSE = Style(reverse=True, bold=True)
 
 GUTTER = 7
 """Cells of the left margin that holds "before", "grid" and "after"."""
-
-
-class _ChromeCache:
-    """Looks a widget's chrome styles up once, not on every render (a lookup of five
-    component styles costs ~0.7 ms); forgets them when the CSS or theme changes."""
-
-    _chrome_prefix: ClassVar[str] = ""
-    _chrome_cache: Chrome | None = None
-
-    def chrome(self) -> Chrome:
-        if self._chrome_cache is None:
-            self._chrome_cache = chrome_for(self, self._chrome_prefix)  # type: ignore[arg-type]
-        return self._chrome_cache
-
-    def notify_style_update(self) -> None:
-        self._chrome_cache = None
-        super().notify_style_update()  # type: ignore[misc]
 
 
 # -- the snapping histogram ----------------------------------------------------------------
@@ -337,7 +320,7 @@ class SnapHistogramRenderable:
         return next((c for c in options if cell_len(c) <= width), options[-1])
 
 
-class SnapHistogram(_ChromeCache, Widget):
+class SnapHistogram(ChromeCache, Widget):
     """A :class:`SnapHistogramRenderable` that fills its width (not focusable).
 
     Set the data with :meth:`set_data` (one repaint); the height is fixed by the row
@@ -560,7 +543,7 @@ class OptionRowRenderable:
             yield from Segment.adjust_line_length(line, width)
 
 
-class OptionRow(_ChromeCache, Widget):
+class OptionRow(ChromeCache, Widget):
     """One or more :class:`OptionGroup` on a line (not focusable: keys live on the screen)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"optionrow--label", "optionrow--dim"}
@@ -728,7 +711,7 @@ class QuantTableRenderable:
         return lines
 
 
-class QuantTable(_ChromeCache, Widget):
+class QuantTable(ChromeCache, Widget):
     """A :class:`QuantTableRenderable` (not focusable). Update it with :meth:`set_table`."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -1046,7 +1029,7 @@ def _line_segments(console: Console, line: Text, width: int) -> list[Segment]:
     return list(Segment.adjust_line_length(segs, width))
 
 
-class Facts(_ChromeCache, Widget):
+class Facts(ChromeCache, Widget):
     """A :class:`FactsRenderable` (not focusable). Update it with :meth:`set_rows`: one
     repaint, and a new layout only when the number of lines changes."""
 
