@@ -98,6 +98,10 @@ class PathDiagram:
         yield Text("")
 
 
+FIRST_HIGHLIGHT = CHAPTERS[1].slug if len(CHAPTERS) > 1 else None
+"""The chapter highlighted when the welcome screen opens: the first real one."""
+
+
 class WelcomeScreen(ChapterScreen):
     """The front door: a short introduction, the prompt bar, the chapters and the keys."""
 
@@ -117,8 +121,7 @@ class WelcomeScreen(ChapterScreen):
                 )
                 yield Static(id="welcome-status", classes="status")
             with Vertical(id="welcome-right"):
-                first = CHAPTERS[1].slug if len(CHAPTERS) > 1 else None
-                chapters = ChapterList(None, highlight=first, id="welcome-chapters")
+                chapters = ChapterList(None, highlight=FIRST_HIGHLIGHT, id="welcome-chapters")
                 chapters.border_title = "Chapters — ↑↓ and Enter to open"
                 yield chapters
                 yield Static(id="welcome-keys")
@@ -142,9 +145,9 @@ class WelcomeScreen(ChapterScreen):
         self.query_one("#welcome-body", VerticalScroll).scroll_home(animate=False)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        # Once the reader moves through the list, keep all of it on screen. (The first
-        # highlight, chapter 1, is set at start-up and must not undo _scroll_to_top.)
-        if event.option_index != 1:
+        # Once the reader moves through the list, keep all of it on screen. (The start-up
+        # highlight, ChapterList's own, must not undo _scroll_to_top.)
+        if event.option.id != FIRST_HIGHLIGHT:
             event.option_list.scroll_visible(animate=False)
 
     def _show_keys(self) -> None:
