@@ -109,15 +109,17 @@ def causal_mask(n_query: int, n_key: int) -> np.ndarray:
 def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Scaled dot products of every query head with its shared K/V head.
 
-    q: [H, T, D], k: [Hkv, S, D] -> scores [H, T, S] = q·k / sqrt(D).
-    Query head h reads K/V head ``h // (H // Hkv)`` (``transformers``' repeat_kv order).
+    q: [..., H, T, D], k: [..., Hkv, S, D] -> scores [..., H, T, S] = q·k / sqrt(D); the
+    leading axes (a training batch) are optional. Query head h reads K/V head
+    ``h // (H // Hkv)`` (``transformers``' repeat_kv order), so the G query heads of a
+    group are stacked into one matrix product.
     """
-    n_heads, n_query, head_dim = q.shape
-    n_kv = k.shape[0]
+    *lead, n_heads, n_query, head_dim = q.shape
+    n_kv, n_key = k.shape[-3], k.shape[-2]
     group = n_heads // n_kv
-    qg = q.reshape(n_kv, group * n_query, head_dim)  # [Hkv, G*T, D]
-    scores = qg @ k.transpose(0, 2, 1)  # [Hkv, G*T, S]
-    return scores.reshape(n_heads, n_query, k.shape[1]) * np.float32(1.0 / np.sqrt(head_dim))
+    qg = q.reshape(*lead, n_kv, group * n_query, head_dim)  # [..., Hkv, G*T, D]
+    scores = qg @ k.swapaxes(-1, -2)  # [..., Hkv, G*T, S]
+    return scores.reshape(*lead, n_heads, n_query, n_key) * np.float32(1.0 / np.sqrt(head_dim))
 
 
 def masked_softmax(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -126,11 +128,12 @@ def masked_softmax(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def mix_values(weights: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Weighted sum of value vectors. weights [H, T, S], v [Hkv, S, D] -> [H, T, D]."""
-    n_heads, n_query, n_key = weights.shape
-    n_kv, _, head_dim = v.shape
-    wg = weights.reshape(n_kv, (n_heads // n_kv) * n_query, n_key)  # [Hkv, G*T, S]
-    return (wg @ v).reshape(n_heads, n_query, head_dim)
+    """Weighted sum of value vectors. weights [..., H, T, S], v [..., Hkv, S, D] ->
+    [..., H, T, D] (leading batch axes optional, as in :func:`attention_scores`)."""
+    *lead, n_heads, n_query, n_key = weights.shape
+    n_kv, head_dim = v.shape[-3], v.shape[-1]
+    wg = weights.reshape(*lead, n_kv, (n_heads // n_kv) * n_query, n_key)  # [..., Hkv, G*T, S]
+    return (wg @ v).reshape(*lead, n_heads, n_query, head_dim)
 
 
 def swiglu(gate: np.ndarray, up: np.ndarray) -> np.ndarray:

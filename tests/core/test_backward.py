@@ -14,7 +14,15 @@ import pytest
 
 from llm_anatomy_tui.core.config import LlamaConfig
 from llm_anatomy_tui.core.model import forward, init_random
-from llm_anatomy_tui.core.ops import apply_rope, causal_mask, rms_norm, rope_cos_sin, silu
+from llm_anatomy_tui.core.ops import (
+    apply_rope,
+    attention_scores,
+    causal_mask,
+    mix_values,
+    rms_norm,
+    rope_cos_sin,
+    silu,
+)
 from llm_anatomy_tui.core.train.backward import (
     cross_entropy,
     cross_entropy_backward,
@@ -22,9 +30,7 @@ from llm_anatomy_tui.core.train.backward import (
     embedding_backward,
     forward_logits,
     forward_train,
-    grouped_mix,
     grouped_mix_backward,
-    grouped_scores,
     grouped_scores_backward,
     head_loss_and_backward,
     linear_backward,
@@ -120,7 +126,7 @@ def test_grouped_scores(rng, n_heads, n_kv):
     dq, dk = grouped_scores_backward(q, k, r)
 
     def loss():
-        return np.sum(grouped_scores(q, k) * r)
+        return np.sum(attention_scores(q, k) * r)
 
     assert_close(dq, numerical_grad(loss, q))
     assert_close(dk, numerical_grad(loss, k))
@@ -129,7 +135,7 @@ def test_grouped_scores(rng, n_heads, n_kv):
 def test_grouped_scores_matches_a_loop_over_heads(rng):
     q = rng.normal(size=(4, 3, 4))
     k = rng.normal(size=(2, 3, 4))
-    scores = grouped_scores(q, k)
+    scores = attention_scores(q, k)
     for h in range(4):  # query head h reads K head h // 2
         np.testing.assert_allclose(scores[h], q[h] @ k[h // 2].T / 2.0, rtol=1e-12)
 
@@ -156,7 +162,7 @@ def test_grouped_mix(rng, n_heads, n_kv):
     dw, dv = grouped_mix_backward(weights, v, r)
 
     def loss():
-        return np.sum(grouped_mix(weights, v) * r)
+        return np.sum(mix_values(weights, v) * r)
 
     assert_close(dw, numerical_grad(loss, weights))
     assert_close(dv, numerical_grad(loss, v))

@@ -28,7 +28,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model import Layer, Model
-from ..ops import apply_rope, causal_mask, rms_norm, rotate_half, silu
+from ..ops import (
+    apply_rope,
+    attention_scores,
+    causal_mask,
+    log_softmax,
+    mix_values,
+    rms_norm,
+    rotate_half,
+    silu,
+    softmax,
+)
 
 # -- parameters ------------------------------------------------------------------------------
 
@@ -130,24 +140,10 @@ def rope_backward(dout: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndar
     return dout * cos - rotate_half(dout * sin)
 
 
-def grouped_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Batched GQA attention scores ``q·k / sqrt(D)``, as :func:`core.ops.attention_scores`.
-
-    q [..., H, T, D], k [..., Hkv, S, D] -> [..., H, T, S]; query head h reads K/V head
-    ``h // G``, so the G query heads of a group are stacked into one matrix product.
-    """
-    *lead, n_heads, n_query, head_dim = q.shape
-    n_kv, n_key = k.shape[-3], k.shape[-2]
-    qg = q.reshape(*lead, n_kv, (n_heads // n_kv) * n_query, head_dim)  # [..., Hkv, G*T, D]
-    scores = qg @ k.swapaxes(-1, -2)  # [..., Hkv, G*T, S]
-    scale = np.float32(1.0 / np.sqrt(head_dim))
-    return scores.reshape(*lead, n_heads, n_query, n_key) * scale
-
-
 def grouped_scores_backward(
     q: np.ndarray, k: np.ndarray, dscores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of :func:`grouped_scores`. A K head's gradient sums over its G query heads.
+    """Gradients of :func:`core.ops.attention_scores` (batched). A K head's gradient sums over its G query heads.
 
     dscores [..., H, T, S] -> dq [..., H, T, D], dk [..., Hkv, S, D].
     """
@@ -182,19 +178,10 @@ def softmax_backward(weights: np.ndarray, dweights: np.ndarray) -> np.ndarray:
     return weights * (dweights - np.sum(dweights * weights, axis=-1, keepdims=True))
 
 
-def grouped_mix(weights: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Batched :func:`core.ops.mix_values`. weights [..., H, T, S], v [..., Hkv, S, D] ->
-    heads [..., H, T, D]."""
-    *lead, n_heads, n_query, n_key = weights.shape
-    n_kv, head_dim = v.shape[-3], v.shape[-1]
-    wg = weights.reshape(*lead, n_kv, (n_heads // n_kv) * n_query, n_key)  # [..., Hkv, G*T, S]
-    return (wg @ v).reshape(*lead, n_heads, n_query, head_dim)
-
-
 def grouped_mix_backward(
     weights: np.ndarray, v: np.ndarray, dheads: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of :func:`grouped_mix`: dweights [..., H, T, S], dv [..., Hkv, S, D]."""
+    """Gradients of :func:`core.ops.mix_values` (batched): dweights [..., H, T, S], dv [..., Hkv, S, D]."""
     *lead, n_heads, n_query, n_key = weights.shape
     n_kv, head_dim = v.shape[-3], v.shape[-1]
     rows = (n_heads // n_kv) * n_query
@@ -238,15 +225,13 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
     >>> round(cross_entropy(np.zeros((1, 4)), np.array([3])), 4)  # uniform over 4: ln 4
     1.3863
     """
-    z = logits - np.max(logits, axis=-1, keepdims=True)
-    log_probs = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+    log_probs = log_softmax(logits, axis=-1)
     return float(-np.mean(log_probs[np.arange(len(targets)), targets], dtype=np.float64))
 
 
 def cross_entropy_backward(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Gradient of :func:`cross_entropy`: ``(softmax(logits) - onehot(targets)) / N``."""
-    z = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
-    grad = z / np.sum(z, axis=-1, keepdims=True)
+    grad = softmax(logits, axis=-1)  # a new array, changed in place below
     grad[np.arange(len(targets)), targets] -= 1.0
     return grad / len(targets)
 
@@ -367,8 +352,8 @@ def block_forward(
     q = apply_rope(heads_all[:, :n_heads], cos, sin)  # [B, H, T, D]
     k = apply_rope(heads_all[:, n_heads : n_heads + n_kv], cos, sin)  # [B, Hkv, T, D]
     v = heads_all[:, n_heads + n_kv :]  # [B, Hkv, T, D]
-    weights = masked_softmax_forward(grouped_scores(q, k), mask)  # [B, H, T, T]
-    heads = grouped_mix(weights, v)  # [B, H, T, D]
+    weights = masked_softmax_forward(attention_scores(q, k), mask)  # [B, H, T, T]
+    heads = mix_values(weights, v)  # [B, H, T, D]
     merged = heads.transpose(0, 2, 1, 3).reshape(batch * n_tok, n_heads * head_dim)  # [N, H*D]
     attn_out = merged @ layer.wo.T  # [N, d]
     drop_attn = _maybe_dropout(rng, attn_out.shape, dropout)
