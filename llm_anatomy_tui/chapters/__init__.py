@@ -94,6 +94,20 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "c09_multihead:MultiHeadScreen",
             ),
             Chapter(
+                12,
+                "training",
+                "Training phases",
+                "The recorded run's phases; train a copy on your text.",
+                "c12_training:TrainingScreen",
+            ),
+            Chapter(
+                13,
+                "post-training",
+                "Post-training",
+                "SFT and preference tuning; DPO steps on a real pair.",
+                "c13_post_training:PostTrainingScreen",
+            ),
+            Chapter(
                 14,
                 "kv-cache",
                 "Context & KV cache",

@@ -255,6 +255,10 @@ class LiveRun:
     message: str = ""
     model: Model | None = None
     """The trained copy (None after a blow-up: the copy was thrown away)."""
+    cue: str = ""
+    """The start of the text whose greedy completion is shown before and after."""
+    used_loaded: bool = True
+    """False when the loaded model was too big and anatomy-mini was trained instead."""
 
     @property
     def train_losses(self) -> list[float]:
@@ -267,7 +271,8 @@ class LiveRun:
     def snapshot(self) -> LiveRun:
         """A copy safe to hand to another thread (the list is copied)."""
         return LiveRun(self.plan, self.val_before, self.completion_before, list(self.steps),
-                       self.completion_after, self.status, self.message, self.model)  # fmt: skip
+                       self.completion_after, self.status, self.message, self.model,
+                       self.cue, self.used_loaded)  # fmt: skip
 
 
 def make_trainer(model: Model, plan: LivePlan) -> Trainer:
@@ -312,6 +317,7 @@ def live_train(
     val_batches: list[tuple[np.ndarray, np.ndarray]],
     task: Task | None = None,
     on_step: Callable[[Trainer], None] | None = None,
+    used_loaded: bool = True,
 ) -> LiveRun:
     """Train a copy of ``model`` for ``plan.steps`` steps; return the run.
 
@@ -325,6 +331,8 @@ def live_train(
     trainer = make_trainer(model, plan)
     val_before, _ = trainer.evaluate(val_batches) if val_batches else (math.nan, 0)
     run = LiveRun(plan, val_before, greedy_completion(trainer.model, prompt_ids, encoding))
+    run.cue = encoding.decode(list(prompt_ids))
+    run.used_loaded = used_loaded
     task.report(0.0, run.snapshot())
     for i in range(plan.steps):
         if task.cancelled:
@@ -365,3 +373,65 @@ def live_train(
     run.status = "done"
     run.model = trainer.model
     return run
+
+
+# -- what chapter 12's worker runs ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    """The model a chapter trains, its encoding, and why (empty when it is the loaded one)."""
+
+    model: Model
+    encoding: Any
+    note: str
+
+
+def choose_model(
+    loaded: Model | None, encoding, budget: int = TRAINING_MEMORY_BUDGET, **kw: Any
+) -> ChosenModel:
+    """The loaded model when its training memory fits ``budget``, else anatomy-mini (read
+    from the package, with its own vocabulary) and a sentence saying why."""
+    if loaded is not None and fits_budget(loaded, budget, **kw):
+        return ChosenModel(loaded, encoding, "")
+    from ..core.model import default_model_dir, load_model
+    from ..core.tokenizers import model_encoding
+
+    note = budget_note(loaded, budget, **kw) if loaded is not None else "No model is loaded."
+    return ChosenModel(load_model(default_model_dir()), model_encoding(), note)
+
+
+def held_out_tokens(encoding) -> np.ndarray:
+    """The shipped held-out stories in ``encoding``, stories separated by end-of-text when
+    the encoding has that token (as in training), else simply joined."""
+    from ..core.evaluate import eval_tokens, load_eval_stories
+
+    try:
+        return eval_tokens(encoding)
+    except (KeyError, ValueError):
+        return np.asarray(encoding.encode_ordinary("\n\n".join(load_eval_stories())))
+
+
+def cue_tokens(ids: Sequence[int]) -> list[int]:
+    """The start of the training text that the completion continues: half of it, at most
+    8 tokens, at least 1.
+
+    >>> cue_tokens(list(range(12))), cue_tokens([5])
+    ([0, 1, 2, 3, 4, 5], [5])
+    """
+    return list(ids[: max(1, min(8, len(ids) // 2))])
+
+
+def run_live_training(
+    loaded: Model | None, encoding, text: str, steps: int, lr: float, task: Task | None = None
+) -> LiveRun:
+    """Chapter 12's whole live run, from the session's inputs (pure; for a worker)."""
+    chosen = choose_model(loaded, encoding)
+    plan = plan_live_run(chosen.model, text, chosen.encoding, steps, lr)
+    if chosen.note:
+        plan = LivePlan(plan.tokens, plan.window, plan.batch_size, plan.steps, plan.lr,
+                        chosen.note + " " + plan.note)  # fmt: skip
+    val = held_out_batches(held_out_tokens(chosen.encoding), chosen.model.config.max_position_embeddings)
+    cue = cue_tokens(chosen.encoding.encode_ordinary(text))
+    return live_train(chosen.model, plan, chosen.encoding, cue, val, task,
+                      used_loaded=not chosen.note)  # fmt: skip

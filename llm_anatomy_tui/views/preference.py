@@ -42,7 +42,7 @@ from .live_training import NullTask, Task, weights_finite
 
 DEFAULT_BETA = 0.1
 BETA_LADDER: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-DPO_LR = 1e-4
+DPO_LR = 3e-5
 """Adam's learning rate for the DPO steps (constant)."""
 DPO_STEPS_PER_PRESS = 5
 SAMPLE_TOKENS = 10
@@ -437,3 +437,66 @@ def chat_template_view(template: str | None, message: str) -> ChatTemplateView:
         )
         return ChatTemplateView(template, rendered, specials, "llama3")
     return ChatTemplateView(template, None, specials, "raw")
+
+
+# -- what chapter 13's workers run ----------------------------------------------------------------
+
+
+@dataclass
+class PairResult:
+    """A scored pair and everything the screen needs to draw it and take DPO steps."""
+
+    model: Model
+    """The reference (frozen): the loaded model, or anatomy-mini when that was too big."""
+    encoding: Any
+    note: str
+    """Why anatomy-mini is used instead of the loaded model ("" when it is the loaded one)."""
+    pair: PairData
+    scores: PairScores
+    pieces_a: tuple[str, ...]
+    pieces_b: tuple[str, ...]
+
+
+def token_piece(encoding, token: int) -> str:
+    """A token's text for display (invalid UTF-8 shown as U+FFFD, end-of-text by name)."""
+    if token == getattr(encoding, "eot_token", None):
+        return "<|endoftext|>"
+    try:
+        return encoding.decode_single_token_bytes(int(token)).decode("utf-8", "replace")
+    except KeyError:
+        return "�"
+
+
+def dpo_memory_kw() -> dict[str, Any]:
+    """The policy copy, its gradient for A and for B, their difference and Adam's two slots."""
+    return {"optimizer": "adam", "extra_copies": 2}
+
+
+def score_texts(loaded: Model | None, encoding, prompt: str, text_a: str, text_b: str,
+                beta: float) -> PairResult:  # fmt: skip
+    """Encode prompt and completions, score both with the (chosen) model. ValueError for
+    an empty completion or one that does not fit the window."""
+    from .live_training import choose_model
+
+    chosen = choose_model(loaded, encoding, **dpo_memory_kw())
+    enc, model = chosen.encoding, chosen.model
+    a_ids, b_ids = enc.encode_ordinary(text_a), enc.encode_ordinary(text_b)
+    pair = make_pair(model, enc.encode_ordinary(prompt), a_ids, b_ids, getattr(enc, "eot_token", None))
+    scores = score_pair(model, pair, beta)
+    return PairResult(model, enc, chosen.note, pair, scores,
+                      tuple(token_piece(enc, t) for t in a_ids),
+                      tuple(token_piece(enc, t) for t in b_ids))  # fmt: skip
+
+
+def sample_texts(loaded: Model | None, encoding, prompt: str, seeds: Sequence[int]) -> list[str]:
+    """One sampled completion text per seed (at temperature 1, a few tokens each)."""
+    from .live_training import choose_model
+
+    chosen = choose_model(loaded, encoding, **dpo_memory_kw())
+    enc = chosen.encoding
+    ids = enc.encode_ordinary(prompt)
+    out = []
+    for seed in seeds:
+        tokens = [t for t in sample_completion(chosen.model, ids, enc, seed) if t != enc.eot_token]
+        out.append(enc.decode(tokens) if tokens else ".")
+    return out
