@@ -101,6 +101,10 @@ class PostTrainingScreen(ChapterScreen):
         with VerticalScroll(id="c13-body"):
             yield Static(Text(LEAD), classes="prose")
             yield Static(pipeline_text(), id="c13-pipeline")
+            yield Static(Text("What SFT leaves behind: a chat template", style="bold"),
+                         classes="heading")  # fmt: skip
+            yield Static(id="c13-chat")
+            yield Static(Text(CAPABILITY), classes="prose")
             yield Static(Text("A real preference pair", style="bold"), classes="heading")
             yield Static(Text(PAIR_LEAD), classes="prose")
             yield PromptBar(self.session.prompt, title="Prompt (shared by every chapter)",
@@ -110,13 +114,10 @@ class PostTrainingScreen(ChapterScreen):
                 with Horizontal(classes="c13-field"):
                     yield Label(f"{key.upper()} ({what}) ", classes="c13-label")
                     yield Input(placeholder=f"completion {key.upper()}", id=f"c13-{key}",
-                                compact=True, max_length=400)  # fmt: skip
+                                compact=True, max_length=4000)  # fmt: skip
             yield Static(id="c13-scores")
             yield Static(id="c13-dpo")
             yield LinePlot(id="c13-plot", x_label="DPO step", y_label="nats")
-            yield Static(Text("Chat templates", style="bold"), classes="heading")
-            yield Static(id="c13-chat")
-            yield Static(Text(CAPABILITY), classes="prose")
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -265,6 +266,7 @@ class PostTrainingScreen(ChapterScreen):
             Series("margin β·z", [p.margin for p in points], steps),
             Series("KL to ref", [p.kl for p in points], steps),
         )
+        plot.xlim = (0, max(DPO_STEPS_PER_PRESS, steps[-1]))
 
     def draw_chat(self) -> None:
         model = self.session.model

@@ -40,7 +40,7 @@ PIPELINE: tuple[tuple[str, str, str, str], ...] = (
 
 CAPABILITY = (
     "Capability versus behaviour. Pretraining decides what a model can do; the later "
-    "stages mostly decide which of those things it does unasked. The DPO steps above move "
+    "stages mostly decide which of those things it does unasked. The DPO steps below move "
     "two sequence log-probabilities by many nats in a few steps, yet they teach no fact: "
     "anatomy-mini tuned like this still only knows children's stories. Post-training picks "
     "among behaviours the weights can already produce."
