@@ -25,6 +25,8 @@ from ..views.live_training import (
     DEFAULT_LR,
     DEFAULT_STEPS,
     LiveRun,
+    budget_note,
+    fits_budget,
     next_lr,
     parse_lr,
     plan_live_run,
@@ -177,7 +179,8 @@ class TrainingScreen(ChapterScreen):
         except Exception as exc:  # noqa: BLE001 - tokenizer not ready: say so, never raise
             plan_widget.update(Text(str(exc)))
             return
-        plan_widget.update(Text.assemble((plan_line(plan), "bold"), "\n", plan.note))
+        budget = "" if fits_budget(model) else budget_note(model) + "\n"
+        plan_widget.update(Text.assemble(budget, (plan_line(plan), "bold"), "\n", plan.note))
 
     def action_train(self) -> None:
         model = self.session.model
@@ -278,15 +281,19 @@ class TrainingScreen(ChapterScreen):
             text.append(f"⚠ Every chapter runs a trained copy: {self.session.weights_note}.\n",
                         style="bold")  # fmt: skip
         if run is None:
-            hint = {"running": "Starting: scoring the held-out stories…",
-                    "error": f"✗ {self.live_message}"}.get(self.live_state,  # fmt: skip
-                    "Press g to train a copy on the prompt.")
+            hint = {
+                "running": "Starting: scoring the held-out stories…",
+                "error": f"✗ {self.live_message}",
+            }.get(
+                self.live_state,  # fmt: skip
+                "Press g to train a copy on the prompt.",
+            )
             status.update(text.append(hint))
             plot.series = ()
             self.query_one("#c12-completions", Static).update("")
             return
-        if not run.used_loaded:
-            text.append(run.plan.note.split(" The text")[0] + "\n", style="italic")
+        if run.model_note:
+            text.append(run.model_note + "\n", style="italic")
         for line in run_lines(run):
             text.append(line + "\n", style="bold" if line.startswith("✗") else "")
         if self.live_state == "running":

@@ -222,7 +222,10 @@ class PostTrainingScreen(ChapterScreen):
         note.update(Text(result.note, style="italic") if result.note else "")
         s = result.scores
         text = Text()
-        for name, pieces, scored in (("A", result.pieces_a, s.ref_a), ("B", result.pieces_b, s.ref_b)):
+        for name, pieces, scored in (
+            ("A", result.pieces_a, s.ref_a),
+            ("B", result.pieces_b, s.ref_b),
+        ):
             text.append(f"{name} ", style="bold")
             for piece, value in token_line(pieces, scored):
                 text.append(piece, style="underline")

@@ -46,7 +46,21 @@ DEFAULT_STEPS = 30
 DEFAULT_LR = 1e-3
 
 LR_LADDER: tuple[float, ...] = (
-    1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 1e3, 1e6, 1e12,
+    1e-5,
+    3e-5,
+    1e-4,
+    3e-4,
+    1e-3,
+    3e-3,
+    1e-2,
+    3e-2,
+    0.1,
+    0.3,
+    1.0,
+    10.0,
+    1e3,
+    1e6,
+    1e12,
 )
 """Learning rates the keys step through: sensible ones, then absurd ones (to see a run
 blow up)."""
@@ -89,17 +103,20 @@ def training_bytes(model: Model, optimizer: str = "adamw", extra_copies: int = 0
     return (2 + slots + extra_copies) * 4 * model.config.parameter_count()
 
 
-def fits_budget(model: Model, budget: int = TRAINING_MEMORY_BUDGET, **kw: Any) -> bool:
-    return training_bytes(model, **kw) <= budget
+def fits_budget(model: Model, budget: int | None = None, **kw: Any) -> bool:
+    """Whether training ``model`` fits ``budget`` bytes (default :data:`TRAINING_MEMORY_BUDGET`)."""
+    return training_bytes(model, **kw) <= (TRAINING_MEMORY_BUDGET if budget is None else budget)
 
 
-def budget_note(model: Model, budget: int = TRAINING_MEMORY_BUDGET, **kw: Any) -> str:
+def budget_note(model: Model, budget: int | None = None, **kw: Any) -> str:
     """Why a loaded model is too big to train here (one sentence)."""
+    budget = TRAINING_MEMORY_BUDGET if budget is None else budget
     need = training_bytes(model, **kw)
     return (
-        f"The loaded model ({model.config.parameter_count() / 1e6:,.0f}M parameters) would need "
+        f"The loaded model ({model.config.parameter_count() / 1e6:,.3g}M parameters) would need "
         f"{need / 2**30:.1f} GiB for weights, gradients and optimizer state, over this "
-        f"chapter's budget of {budget / 2**30:.1f} GiB, so it trains anatomy-mini instead."
+        f"chapter's budget of {budget / 2**30:.1f} GiB, so this chapter uses anatomy-mini "
+        "instead."
     )
 
 
@@ -217,7 +234,9 @@ def held_out_batches(
     return batch_windows(spread_subset(every, windows), windows)
 
 
-def greedy_completion(model: Model, prompt_ids: Sequence[int], encoding, n: int = COMPLETION_TOKENS) -> str:
+def greedy_completion(
+    model: Model, prompt_ids: Sequence[int], encoding, n: int = COMPLETION_TOKENS
+) -> str:
     """The model's greedy continuation of ``prompt_ids`` (stops early at end-of-text)."""
     window = model.config.max_position_embeddings
     ids = list(prompt_ids)[-(window - 1) :] or [encoding.eot_token]
@@ -257,8 +276,8 @@ class LiveRun:
     """The trained copy (None after a blow-up: the copy was thrown away)."""
     cue: str = ""
     """The start of the text whose greedy completion is shown before and after."""
-    used_loaded: bool = True
-    """False when the loaded model was too big and anatomy-mini was trained instead."""
+    model_note: str = ""
+    """Why anatomy-mini was trained instead of the loaded model ("" when it was the loaded one)."""
 
     @property
     def train_losses(self) -> list[float]:
@@ -272,7 +291,7 @@ class LiveRun:
         """A copy safe to hand to another thread (the list is copied)."""
         return LiveRun(self.plan, self.val_before, self.completion_before, list(self.steps),
                        self.completion_after, self.status, self.message, self.model,
-                       self.cue, self.used_loaded)  # fmt: skip
+                       self.cue, self.model_note)  # fmt: skip
 
 
 def make_trainer(model: Model, plan: LivePlan) -> Trainer:
@@ -317,7 +336,7 @@ def live_train(
     val_batches: list[tuple[np.ndarray, np.ndarray]],
     task: Task | None = None,
     on_step: Callable[[Trainer], None] | None = None,
-    used_loaded: bool = True,
+    model_note: str = "",
 ) -> LiveRun:
     """Train a copy of ``model`` for ``plan.steps`` steps; return the run.
 
@@ -332,7 +351,7 @@ def live_train(
     val_before, _ = trainer.evaluate(val_batches) if val_batches else (math.nan, 0)
     run = LiveRun(plan, val_before, greedy_completion(trainer.model, prompt_ids, encoding))
     run.cue = encoding.decode(list(prompt_ids))
-    run.used_loaded = used_loaded
+    run.model_note = model_note
     task.report(0.0, run.snapshot())
     for i in range(plan.steps):
         if task.cancelled:
@@ -388,11 +407,13 @@ class ChosenModel:
 
 
 def choose_model(
-    loaded: Model | None, encoding, budget: int = TRAINING_MEMORY_BUDGET, **kw: Any
+    loaded: Model | None, encoding, budget: int | None = None, **kw: Any
 ) -> ChosenModel:
     """The loaded model when its training memory fits ``budget``, else anatomy-mini (read
     from the package, with its own vocabulary) and a sentence saying why."""
     if loaded is not None and fits_budget(loaded, budget, **kw):
+        if encoding is None:
+            raise ValueError("The tokenizer is not loaded yet.")
         return ChosenModel(loaded, encoding, "")
     from ..core.model import default_model_dir, load_model
     from ..core.tokenizers import model_encoding
@@ -428,10 +449,9 @@ def run_live_training(
     """Chapter 12's whole live run, from the session's inputs (pure; for a worker)."""
     chosen = choose_model(loaded, encoding)
     plan = plan_live_run(chosen.model, text, chosen.encoding, steps, lr)
-    if chosen.note:
-        plan = LivePlan(plan.tokens, plan.window, plan.batch_size, plan.steps, plan.lr,
-                        chosen.note + " " + plan.note)  # fmt: skip
-    val = held_out_batches(held_out_tokens(chosen.encoding), chosen.model.config.max_position_embeddings)
+    val = held_out_batches(
+        held_out_tokens(chosen.encoding), chosen.model.config.max_position_embeddings
+    )
     cue = cue_tokens(chosen.encoding.encode_ordinary(text))
     return live_train(chosen.model, plan, chosen.encoding, cue, val, task,
-                      used_loaded=not chosen.note)  # fmt: skip
+                      model_note=chosen.note)  # fmt: skip

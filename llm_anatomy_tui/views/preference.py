@@ -82,7 +82,9 @@ def pair_sequence(
     return tokens[:-1], tokens[1:], len(completion), dropped
 
 
-def completion_logprobs(model: Model, inputs: np.ndarray, targets: np.ndarray, n: int) -> np.ndarray:
+def completion_logprobs(
+    model: Model, inputs: np.ndarray, targets: np.ndarray, n: int
+) -> np.ndarray:
     """log p of each of the last ``n`` targets (float64), from the logits of one forward."""
     logits = forward_logits(model, inputs[None])[0]  # [T, V]
     return _target_logprobs(logits, targets, n)
@@ -330,7 +332,9 @@ def dpo_steps(
             _, grads = dpo_gradients(new.policy, pair, beta, ref_a, ref_b)
             optimizer_step(settings, new.opt, params, grads, lr)
             ok = weights_finite(params)
-            point, a, b = measure(new.policy, pair, scores, beta, new.opt.step) if ok else (None,) * 3
+            point, a, b = (
+                measure(new.policy, pair, scores, beta, new.opt.step) if ok else (None,) * 3
+            )
         if point is None or not all(map(math.isfinite, (point.policy_a, point.policy_b, point.kl))):
             back = replace(state)  # the untouched input state
             back.message = (
@@ -481,7 +485,9 @@ def score_texts(loaded: Model | None, encoding, prompt: str, text_a: str, text_b
     chosen = choose_model(loaded, encoding, **dpo_memory_kw())
     enc, model = chosen.encoding, chosen.model
     a_ids, b_ids = enc.encode_ordinary(text_a), enc.encode_ordinary(text_b)
-    pair = make_pair(model, enc.encode_ordinary(prompt), a_ids, b_ids, getattr(enc, "eot_token", None))
+    pair = make_pair(
+        model, enc.encode_ordinary(prompt), a_ids, b_ids, getattr(enc, "eot_token", None)
+    )
     scores = score_pair(model, pair, beta)
     return PairResult(model, enc, chosen.note, pair, scores,
                       tuple(token_piece(enc, t) for t in a_ids),

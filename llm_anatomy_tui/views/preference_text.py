@@ -66,13 +66,15 @@ def fmt_logp(value: float) -> str:
 
 def token_line(pieces: tuple[str, ...], scored: Scored) -> list[tuple[str, str]]:
     """(piece, log p to 2 decimals) per completion token."""
-    return [(p.replace("\n", "⏎"), f"{v:.2f}") for p, v in zip(pieces, scored.logprobs, strict=True)]
+    return [
+        (p.replace("\n", "⏎"), f"{v:.2f}") for p, v in zip(pieces, scored.logprobs, strict=True)
+    ]
 
 
 def preference_sentence(a: Scored, b: Scored) -> str:
     """Which completion the model finds more likely, by sequence log-probability."""
     diff = a.total - b.total
-    if abs(diff) < 10 ** -LOGP_DECIMALS:
+    if abs(diff) < 10**-LOGP_DECIMALS:
         return "The model finds A and B equally likely."
     winner, loser = ("A", "B") if diff > 0 else ("B", "A")
     d = abs(diff)

@@ -133,14 +133,17 @@ def load_history(model_dir: str | Path) -> History:
 # -- the schedule ------------------------------------------------------------------------------
 
 
-def lr_schedule(settings: TrainSettings, steps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def lr_schedule(
+    settings: TrainSettings, steps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(steps, learning rate) of the run, from the trainer's own schedule function.
 
-    ``steps`` are 0-based step indices (default: every step of the run).
+    ``steps`` are 0-based step indices (default: every step of the run). The trainer caps
+    warmup at a tenth of the run, so a 10-step run warms up in 1 step:
 
     >>> s = TrainSettings(steps=10, lr=1.0, min_lr=0.0, warmup=2)
     >>> lr_schedule(s, np.array([0, 1, 9]))[1].round(3).tolist()
-    [1.0, 1.0, 0.0]
+    [1.0, 0.97, 0.0]
     """
     if steps is None:
         steps = np.arange(settings.steps)
@@ -300,8 +303,7 @@ class PhasesView:
         )
         return (
             f"{h.total_steps:,} steps of {h.tokens_per_step:,} tokens "
-            f"({h.tokens_seen:,} tokens), {h.wall_seconds / 3600:.1f} h of numpy on a CPU."
-            + finals
+            f"({h.tokens_seen:,} tokens), {h.wall_seconds / 3600:.1f} h of numpy on a CPU." + finals
         )
 
 

@@ -68,7 +68,10 @@ async def test_live_training_overfits_one_sentence_and_leaves_the_weights_alone(
         status = static_text(screen, "#c12-status")
         assert (f"loss on your text {fmt_loss(run.train_losses[0])} → "
                 f"{fmt_loss(run.train_losses[-1])}") in status  # fmt: skip
-        assert f"held-out stories {fmt_loss(run.val_before)} → {fmt_loss(run.val_losses[-1])}" in status
+        assert (
+            f"held-out stories {fmt_loss(run.val_before)} → {fmt_loss(run.val_losses[-1])}"
+            in status
+        )
         assert "Overfitting" in status
         completions = static_text(screen, "#c12-completions")
         assert run.completion_after.replace("\n", "⏎") in completions
@@ -196,3 +199,18 @@ def test_snapshot_training_120x40(snap_compare):
 def test_snapshot_training_no_color(snap_compare, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(model_app("training", STORY), terminal_size=(80, 24), run_before=_settle)
+
+
+async def test_a_model_over_the_memory_budget_trains_anatomy_mini_and_says_why(monkeypatch):
+    import llm_anatomy_tui.views.live_training as lt
+
+    monkeypatch.setattr(lt, "TRAINING_MEMORY_BUDGET", 1000)
+    app = model_app("training", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await opened(pilot)
+        assert "uses anatomy-mini instead" in static_text(screen, "#c12-plan")
+        await pilot.press("s", "s")  # 10 steps
+        await pilot.press("g")
+        await app.wait_until_settled()
+        assert screen.live_state == "done" and screen.live.model_note
+        assert "uses anatomy-mini instead" in static_text(screen, "#c12-status")

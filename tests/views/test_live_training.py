@@ -25,7 +25,6 @@ from llm_anatomy_tui.views.live_training import (
     next_lr,
     parse_lr,
     plan_live_run,
-    text_tokens,
     training_bytes,
 )
 from llm_anatomy_tui.views.preference import dpo_steps, make_pair, score_pair, start_dpo
@@ -186,3 +185,16 @@ def test_one_sentence_overfits_anatomy_mini_and_shipped_weights_stay_byte_identi
     dpo_steps(start_dpo(mini, scores), pair, scores, 0.1, n_steps=2)
     assert snapshot(mini) == before
     assert sha256(path) == digest
+
+
+def test_a_model_over_the_budget_is_replaced_by_anatomy_mini(enc, small, monkeypatch):
+    import llm_anatomy_tui.views.live_training as lt
+
+    chosen = lt.choose_model(small, enc)
+    assert chosen.model is small and chosen.note == ""
+    monkeypatch.setattr(lt, "TRAINING_MEMORY_BUDGET", 1000)
+    chosen = lt.choose_model(small, enc)
+    assert chosen.model is not small and chosen.model.config.hidden_size == 128
+    assert "uses anatomy-mini" in chosen.note and "budget of" in chosen.note
+    run = lt.run_live_training(small, enc, SENTENCE, 2, 1e-3)
+    assert run.model_note == chosen.note and run.model.config == chosen.model.config

@@ -89,7 +89,7 @@ def test_recorded_run_starts_fast_and_ends_flat(history):
     assert phases[0].kind == FAST and phases[-1].kind == PLATEAU
     rates = phase_rates(history.eval_steps, history.val_loss, history.total_steps)
     # every estimate in the plateau is below the flat threshold, bar single noisy points
-    inside = (history.eval_steps >= phases[-1].start)
+    inside = history.eval_steps >= phases[-1].start
     assert np.mean(np.abs(rates[inside]) < 0.005) > 0.8
 
 
