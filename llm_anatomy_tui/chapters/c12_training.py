@@ -272,7 +272,18 @@ class TrainingScreen(ChapterScreen):
         else:
             self.notify("The loaded weights are already in use.")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # keys that cannot do anything now are left out of the footer
+        if action == "stop":
+            return self.live_state == "running"
+        if action == "keep":
+            return self.live_state == "done"
+        if action == "use_loaded":
+            return bool(self.session.weights_note)
+        return super().check_action(action, parameters)
+
     def draw_live(self) -> None:
+        self.refresh_bindings()
         status = self.query_one("#c12-status", Static)
         plot = self.query_one("#c12-live", LinePlot)
         run = self.live

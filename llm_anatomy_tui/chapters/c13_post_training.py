@@ -180,12 +180,18 @@ class PostTrainingScreen(ChapterScreen):
         if self.dpo is not None and self.dpo.points:
             self.draw_dpo()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":  # shown only while DPO steps run
+            return self.is_computing("dpo")
+        return super().check_action(action, parameters)
+
     # -- DPO ------------------------------------------------------------------------------------
 
     def action_dpo(self) -> None:
         if self.result is None or self.dpo is None:
             self.notify("Score a pair first.", severity="warning")
             return
+        self.call_after_refresh(self.refresh_bindings)
         r = self.result
         self.compute("dpo", dpo_steps, self.dpo, r.pair, r.scores, self.beta,
                      DPO_STEPS_PER_PRESS, DPO_LR, then=self.finish_dpo,
@@ -195,6 +201,7 @@ class PostTrainingScreen(ChapterScreen):
         pass  # the header shows the fraction; the points land with the result
 
     def finish_dpo(self, state: DPOState) -> None:
+        self.refresh_bindings()
         self.dpo = state
         self.message = state.message
         self.draw_dpo()
@@ -202,6 +209,7 @@ class PostTrainingScreen(ChapterScreen):
     def action_stop(self) -> None:
         if self.is_computing("dpo"):
             self.cancel_compute("dpo")
+            self.refresh_bindings()
             self.message = "Stopped: the steps of that press were dropped."
             self.draw_dpo()
 

@@ -28,7 +28,7 @@ def digest(model) -> str:  # noqa: ANN001
 
 
 async def opened(pilot) -> TrainingScreen:  # noqa: ANN001
-    await pilot.app.wait_until_settled()
+    await pilot.app.wait_until_settled(timeout=180)
     screen = pilot.app.screen
     assert isinstance(screen, TrainingScreen)
     return screen
@@ -59,7 +59,7 @@ async def test_live_training_overfits_one_sentence_and_leaves_the_weights_alone(
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await opened(pilot)
         await pilot.press("g")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         run = screen.live
         assert screen.live_state == "done" and len(run.steps) == 30
         assert run.train_losses[-1] < 0.1 * run.train_losses[0]
@@ -95,7 +95,7 @@ async def test_stop_takes_effect_within_a_step_and_drops_the_copy():
                 break
         await pilot.press("x")
         shown = len(screen.live.steps)
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert screen.live_state == "stopped"
         assert shown < 20 and len(screen.live.steps) <= shown + 1
         assert "Stopped after step" in static_text(screen, "#c12-status")
@@ -113,7 +113,7 @@ async def test_absurd_learning_rate_blows_up_is_reported_and_the_copy_dropped():
         assert screen.lr == 1e12
         assert "learning rate 1e12" in static_text(screen, "#c12-plan")
         await pilot.press("g")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert screen.live_state == "blew up" and screen.live.model is None
         status = static_text(screen, "#c12-status")
         assert "NaN or infinite" in status and "loaded weights are untouched" in status
@@ -141,7 +141,7 @@ async def test_empty_text_says_so_and_training_reports_it():
         screen = await opened(pilot)
         assert "no text to train on" in static_text(screen, "#c12-plan")
         await pilot.press("g")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert screen.live_state == "error"
         assert "no text to train on" in static_text(screen, "#c12-status")
         assert app.session.prompt == ""
@@ -154,20 +154,20 @@ async def test_keeping_the_copy_shows_everywhere_and_u_goes_back():
         screen = await opened(pilot)
         await pilot.press("s", "s")  # 30 -> 50 -> 10 steps
         await pilot.press("g")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         await pilot.press("k")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert app.session.model is screen.live.model and app.session.model is not loaded
         assert "trained 10 steps" in app.session.weights_note
         assert app.screen.query_one(ChapterHeader).weights_note
         assert "trained copy" in static_text(screen, "#c12-status")
         await pilot.press("n")  # chapter 13 runs on the trained copy and says so
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert app.screen.query_one(ChapterHeader).weights_note
         await pilot.press("p")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         await pilot.press("u")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert app.session.model is loaded and app.session.weights_note == ""
         assert not app.screen.query_one(ChapterHeader).weights_note
 
@@ -175,9 +175,9 @@ async def test_keeping_the_copy_shows_everywhere_and_u_goes_back():
 async def test_without_a_model_every_key_is_safe(make_app):
     app = make_app(chapter="training", prompt="hello")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.app.wait_until_settled()
+        await pilot.app.wait_until_settled(timeout=180)
         await pilot.press("g", "x", "r", "plus", "minus", "s", "k", "u")
-        await pilot.app.wait_until_settled()
+        await pilot.app.wait_until_settled(timeout=180)
         assert "No model found in" in str(app.screen.query_one("#resource-notice").content)
 
 
@@ -185,7 +185,7 @@ async def test_without_a_model_every_key_is_safe(make_app):
 
 
 async def _settle(pilot) -> None:  # noqa: ANN001
-    await pilot.app.wait_until_settled()
+    await pilot.app.wait_until_settled(timeout=180)
 
 
 def test_snapshot_training_80x24(snap_compare):
@@ -211,6 +211,6 @@ async def test_a_model_over_the_memory_budget_trains_anatomy_mini_and_says_why(m
         assert "uses anatomy-mini instead" in static_text(screen, "#c12-plan")
         await pilot.press("s", "s")  # 10 steps
         await pilot.press("g")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert screen.live_state == "done" and screen.live.model_note
         assert "uses anatomy-mini instead" in static_text(screen, "#c12-status")

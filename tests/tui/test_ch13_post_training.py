@@ -21,7 +21,7 @@ SHIPPED = default_model_dir() / "model.safetensors"
 
 
 async def opened(pilot) -> PostTrainingScreen:  # noqa: ANN001
-    await pilot.app.wait_until_settled()
+    await pilot.app.wait_until_settled(timeout=180)
     screen = pilot.app.screen
     assert isinstance(screen, PostTrainingScreen)
     for widget in screen.query(Input):
@@ -59,7 +59,7 @@ async def set_field(pilot, screen, key: str, text: str) -> None:  # noqa: ANN001
         await pilot.press("end", "enter")
     else:
         await pilot.press("ctrl+a", "ctrl+k", *list(text), "enter")
-    await pilot.app.wait_until_settled()
+    await pilot.app.wait_until_settled(timeout=180)
 
 
 async def test_scores_are_the_models_log_probabilities():
@@ -97,7 +97,7 @@ async def test_dpo_steps_move_margin_loss_and_kl_and_the_screen_agrees_with_the_
         await pilot.press("plus", "plus")  # β 0.1 -> 0.3 -> 1
         assert screen.beta == 1.0
         await pilot.press("d")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         points = screen.dpo.points
         assert [p.step for p in points] == list(range(DPO_STEPS_PER_PRESS + 1))
         assert points[-1].loss < points[0].loss and points[-1].margin > 0
@@ -107,7 +107,7 @@ async def test_dpo_steps_move_margin_loss_and_kl_and_the_screen_agrees_with_the_
         await pilot.press("minus")  # β changes: the same log-probs, the loss recomputed
         check_displayed_loss(screen)
         await pilot.press("d")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert len(screen.dpo.points) == 2 * DPO_STEPS_PER_PRESS + 1
         check_displayed_loss(screen)
         await pilot.press("r")
@@ -125,7 +125,7 @@ async def test_beta_zero_and_identical_completions_explain_themselves():
         await pilot.press(*["minus"] * 4)
         assert screen.beta == 0.0
         await pilot.press("d")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert all(p.loss == pytest.approx(math.log(2)) for p in screen.dpo.points)
         assert "β = 0" in static_text(screen, "#c13-dpo")
         check_displayed_loss(screen)
@@ -134,7 +134,7 @@ async def test_beta_zero_and_identical_completions_explain_themselves():
         await set_field(pilot, screen, "b", text)
         assert screen.result.pair.identical
         await pilot.press("escape", "d")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert "the same text" in static_text(screen, "#c13-dpo")
         assert screen.dpo.points[-1].loss == pytest.approx(math.log(2))
 
@@ -146,7 +146,7 @@ async def test_bad_completions_get_a_message_not_a_traceback():
         await set_field(pilot, screen, "a", "")
         assert "completion A: the completion is empty" in static_text(screen, "#c13-scores")
         await pilot.press("escape", "d")  # nothing scored: a notice, no crash
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         await set_field(pilot, screen, "a", " ok" * 300)
         assert "window holds" in static_text(screen, "#c13-scores")
         assert app.session.prompt == STORY
@@ -158,11 +158,11 @@ async def test_sampling_new_completions_and_stopping():
         screen = await opened(pilot)
         first = screen.query_one("#c13-a", Input).value
         await pilot.press("a")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert screen.seeds["a"] == 3
         assert screen.query_one("#c13-a", Input).value != first
         await pilot.press("d", "x")
-        await app.wait_until_settled()
+        await app.wait_until_settled(timeout=180)
         assert not screen.is_computing()
         assert len(screen.dpo.points) in (1, DPO_STEPS_PER_PRESS + 1)
 
@@ -190,9 +190,9 @@ async def test_chat_template_panel():
 async def test_without_a_model_every_key_is_safe(make_app):
     app = make_app(chapter="post-training", prompt="hello")
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.app.wait_until_settled()
+        await pilot.app.wait_until_settled(timeout=180)
         await pilot.press("a", "b", "d", "x", "r", "plus", "minus")
-        await pilot.app.wait_until_settled()
+        await pilot.app.wait_until_settled(timeout=180)
         assert "No model found in" in str(app.screen.query_one("#resource-notice").content)
 
 
