@@ -263,7 +263,7 @@ class PostTrainingScreen(ChapterScreen):
         text = Text()
         for i, line in enumerate(self.readout.lines()):
             text.append(line + "\n", style="bold" if i in (4, 5) else "")
-        text.append(f"Now the DPO copy prefers {point.prefers}." if point.step else
+        text.append(prefer_text(point) if point.step else
                     "Step 0: the copy equals the reference, so z = 0 and the loss is log 2.")  # fmt: skip
         for line in special_notes(self.beta, self.result.pair.identical):
             text.append(f"\n⚠ {line}", style="bold")
@@ -317,3 +317,10 @@ def mark_specials(body: str, specials: tuple[str, ...]) -> Text:
     for token in specials:
         text.highlight_words([token], style="reverse bold")
     return text
+
+
+def prefer_text(point: DPOPoint) -> str:
+    if point.prefers == "neither":
+        return "The DPO copy gives A and B the same log-probability."
+    other = "B" if point.prefers == "A" else "A"
+    return f"The DPO copy prefers {point.prefers}: log π({point.prefers}) > log π({other})."

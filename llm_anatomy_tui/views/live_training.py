@@ -433,14 +433,21 @@ def held_out_tokens(encoding) -> np.ndarray:
         return np.asarray(encoding.encode_ordinary("\n\n".join(load_eval_stories())))
 
 
-def cue_tokens(ids: Sequence[int]) -> list[int]:
-    """The start of the training text that the completion continues: half of it, at most
-    8 tokens, at least 1.
+def cue_tokens(ids: Sequence[int], pieces: Sequence[str] | None = None) -> list[int]:
+    """The start of the training text that the completion continues: about half of it, at
+    most 8 tokens, at least 1, cut before a token that starts a word when ``pieces`` (each
+    token's text) are given and such a cut exists.
 
     >>> cue_tokens(list(range(12))), cue_tokens([5])
     ([0, 1, 2, 3, 4, 5], [5])
+    >>> cue_tokens([1, 2, 3, 4, 5, 6], ["Max", " the", " c", "at", " s", "ang"])
+    [1, 2]
     """
-    return list(ids[: max(1, min(8, len(ids) // 2))])
+    n = max(1, min(8, len(ids) // 2))
+    if pieces is not None:
+        starts = [k for k in range(1, n + 1) if k < len(pieces) and pieces[k][:1] in " \n"]
+        n = starts[-1] if starts else n
+    return list(ids[:n])
 
 
 def run_live_training(
@@ -452,6 +459,8 @@ def run_live_training(
     val = held_out_batches(
         held_out_tokens(chosen.encoding), chosen.model.config.max_position_embeddings
     )
-    cue = cue_tokens(chosen.encoding.encode_ordinary(text))
+    ids = chosen.encoding.encode_ordinary(text)
+    pieces = [chosen.encoding.decode([t]) for t in ids]
+    cue = cue_tokens(ids, pieces)
     return live_train(chosen.model, plan, chosen.encoding, cue, val, task,
                       model_note=chosen.note)  # fmt: skip
