@@ -25,11 +25,8 @@ from ..views.live_training import (
     DEFAULT_LR,
     DEFAULT_STEPS,
     LiveRun,
-    budget_note,
-    fits_budget,
     next_lr,
     parse_lr,
-    plan_live_run,
     run_live_training,
 )
 from ..views.training_phases import HistoryError, PhasesView, load_history, phases_view
@@ -40,7 +37,7 @@ from ..views.training_text import (
     fmt_lr,
     phase_explanations,
     phase_rows,
-    plan_line,
+    plan_summary,
     run_lines,
 )
 from ..widgets.line_plot import LinePlot, Series, VLine
@@ -48,6 +45,8 @@ from ..widgets.prompt_bar import PromptBar
 from .base import MODEL, ChapterScreen, ProgressReport, SessionChanged
 
 STEP_CHOICES = (10, 20, 30, 50)
+INLINE_CHARS = 4000
+"""Up to this many characters the plan line is computed inline, on every keystroke."""
 
 LEAD = (
     "anatomy-mini learnt from 2 MB of children's stories in 5,000 steps. Below: the losses "
@@ -165,33 +164,37 @@ class TrainingScreen(ChapterScreen):
     # -- live run ---------------------------------------------------------------------------------
 
     def draw_plan(self) -> None:
-        plan_widget = self.query_one("#c12-plan", Static)
+        """Ask for the plan line (inline for a typed text, in a worker for a long paste)."""
         model = self.session.model
         if model is None:
-            plan_widget.update("")
+            self.query_one("#c12-plan", Static).update("")
             return
+        text = self.session.prompt
+        self.compute("plan", plan_summary, model, self._encoding(), text, self.steps, self.lr,
+                     then=self.show_plan, on_error=self.show_plan_error,
+                     inline=len(text) <= INLINE_CHARS)  # fmt: skip
+
+    def show_plan(self, lines: tuple[str, str, str]) -> None:
+        budget, line, note = lines
+        self.query_one("#c12-plan", Static).update(
+            Text.assemble(budget + "\n" if budget else "", (line, "bold"), "\n", note)
+        )
+
+    def show_plan_error(self, message: str) -> None:
+        self.query_one("#c12-plan", Static).update(Text(f"✗ {message}", style="bold"))
+
+    def _encoding(self):  # noqa: ANN202
         try:
-            plan = plan_live_run(model, self.session.prompt, self.session.encoding("model"),
-                                 self.steps, self.lr)  # fmt: skip
-        except ValueError as exc:
-            plan_widget.update(Text(f"✗ {exc}", style="bold"))
-            return
-        except Exception as exc:  # noqa: BLE001 - tokenizer not ready: say so, never raise
-            plan_widget.update(Text(str(exc)))
-            return
-        budget = "" if fits_budget(model) else budget_note(model) + "\n"
-        plan_widget.update(Text.assemble(budget, (plan_line(plan), "bold"), "\n", plan.note))
+            return self.session.encoding("model")
+        except Exception:  # noqa: BLE001 - not loaded: the plan and the run say so
+            return None
 
     def action_train(self) -> None:
         model = self.session.model
         if model is None:
             self.notify("The model is not loaded yet.", severity="warning")
             return
-        try:
-            encoding = self.session.encoding("model")
-        except Exception as exc:  # noqa: BLE001
-            self.notify(str(exc), severity="warning")
-            return
+        encoding = self._encoding()
         self.live_state, self.live_message, self.live = "running", "", None
         self.draw_live()
         self.compute("train", run_live_training, model, encoding, self.session.prompt,

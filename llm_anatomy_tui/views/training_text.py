@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from .live_training import LivePlan, LiveRun
+from ..core.model import Model
+from .live_training import LivePlan, LiveRun, budget_note, fits_budget, plan_live_run
 from .training_phases import FAST, PLATEAU, RISING, Phase, PhasesView
 
 PHASE_GLYPH = {FAST: "▼", "slow consolidation": "↘", PLATEAU: "─", RISING: "▲"}
@@ -113,3 +114,13 @@ def completion_lines(run: LiveRun) -> list[tuple[str, str]]:
         ("before", run.completion_before),
         ("after", after if after is not None else "(after the last step)"),
     ]
+
+
+def plan_summary(model: Model, encoding, text: str, steps: int, lr: float) -> tuple[str, str, str]:
+    """The plan before a run: (budget note or "", settings line, how the text is used).
+    ValueError for an empty text or a missing tokenizer."""
+    if encoding is None:
+        raise ValueError("The tokenizer is not loaded yet.")
+    plan = plan_live_run(model, text, encoding, steps, lr)
+    budget = "" if fits_budget(model) else budget_note(model)
+    return budget, plan_line(plan), plan.note
