@@ -310,6 +310,22 @@ NAV_BINDINGS: list[BindingType] = [
         id="nav.help",
         tooltip="All keys of this screen, and how to move around",
     ),
+    Binding(
+        "f2,G",
+        "app.glossary",
+        "Glossary",
+        show=False,
+        id="nav.glossary",
+        tooltip="Look up a term (F2 works while typing too); Esc comes back here",
+    ),
+    Binding(
+        "f3,E",
+        "explain",
+        "Explain panel",
+        show=False,
+        id="nav.explain",
+        tooltip="What the focused panel shows, how to read it, how to check its numbers",
+    ),
     Binding("q", "app.quit", "Quit", id="nav.quit", tooltip="Leave llm-anatomy"),
     *_digit_bindings(),
 ]
@@ -753,6 +769,20 @@ class ChapterScreen(Screen):
         bars = self._prompt_bars()
         if bars:
             bars[0].focus_editor()
+
+    def action_explain(self) -> None:
+        """Explain the focused panel: what it shows, how to read it, how to check it."""
+        from .explain import ExplainScreen, explanation_for
+
+        widget = self.focused
+        if widget is None:
+            self.notify("No panel has focus: press Tab to pick one, then F3.", timeout=3)
+            return
+        panel = explanation_for(self, self.chapter.slug, widget)
+        if panel is None:
+            self.notify(f"No explanation for this panel yet (#{widget.id}).", timeout=3)
+            return
+        self.app.push_screen(ExplainScreen(panel))
 
     def action_leave_prompt(self) -> None:
         self.focus_body()
