@@ -32,7 +32,7 @@ class RecapLine:
     key: str
     """Stable name of the stage (``"tokens"``, ``"embedding"`` …); also the row's id."""
     stage: str
-    """What happens at this stage, e.g. "characters → tokens"."""
+    """The stage's short name, e.g. "text → tokens"."""
     chapter: int
     """The chapter that shows this stage; Enter on the line opens it."""
     figure: str
@@ -111,14 +111,14 @@ def _quote(label: str) -> str:
 
 
 STAGES: tuple[tuple[str, str, int], ...] = (
-    ("tokens", "characters → tokens", 1),
-    ("embedding", "tokens → vectors", 2),
-    ("attention", "attention (the blocks)", 8),
-    ("lens", "logit lens, halfway", 11),
-    ("probabilities", "logits → probabilities", 5),
-    ("sampler", "the sampler", 5),
-    ("kv-cache", "the KV cache", 14),
-    ("quantized", f"quantized to {RECAP_SCHEME}", 15),
+    ("tokens", "text → tokens", 1),
+    ("embedding", "embedding", 2),
+    ("attention", "attention", 8),
+    ("lens", "lens, halfway", 11),
+    ("probabilities", "next token", 5),
+    ("sampler", "sampler", 5),
+    ("kv-cache", "KV cache", 14),
+    ("quantized", RECAP_SCHEME + " copy", 15),
 )
 """(key, stage, chapter) of every recap line, for drawing them before the figures exist."""
 
@@ -164,7 +164,7 @@ def compute_recap(
 
     shown_ids = ", ".join(str(t) for t in ids[:6]) + (", …" if len(ids) > 6 else "")
     draw = "greedy: no draw" if result.draw.u is None else f"u = {result.draw.u:.4f}"
-    same = "same" if q_top == top else "changed"
+    same = "same" if q_top == top else "changed"  # the next-token top-1
     figures = {
         "tokens": f"{len(ids)} token{'s' * (len(ids) != 1)}: {shown_ids}",
         "embedding": f"d_model {cfg.hidden_size}; ‖{_quote(labels[0])}‖ = {first_norm:.3f}",
@@ -174,9 +174,9 @@ def compute_recap(
         f"{lab(lens_token)} {percent_text(lens_prob, 1)}",
         "probabilities": f"top {lab(top)} {percent_text(top_p, 2)}",
         "sampler": f"{settings.describe()}, seed {seed}: {draw} → {lab(result.token)}",
-        "kv-cache": f"{format_bytes(kv)} for {len(ids)} positions ({kv_one:,} B per token)",
+        "kv-cache": f"{format_bytes(kv)} for {len(ids)} positions, {kv_one:,} B each",
         "quantized": f"{format_bytes(quantized.nbytes)} vs {format_bytes(quantized.fp32_nbytes)};"
-        f" top-1 kept {percent_text(agree, 0)}; next {lab(q_top)} ({same})",
+        f" top-1 kept {percent_text(agree, 0)}; {lab(q_top)} {same}",
     }
     lines = tuple(RecapLine(k, stage, chapter, figures[k]) for k, stage, chapter in STAGES)
     return Recap(
