@@ -42,7 +42,7 @@ def built_numbers() -> frozenset[int]:
 
 
 def chapter_refs(numbers: tuple[int, ...]) -> Text:
-    """"ch 5, 13 (not built yet)" — built chapters in bold, the others dim and marked."""
+    """ "ch 5, 13 (not built yet)" — built chapters in bold, the others dim and marked."""
     built = built_numbers()
     text = Text()
     for i, n in enumerate(numbers):

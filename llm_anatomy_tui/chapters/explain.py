@@ -1,4 +1,4 @@
-""""Explain this panel" (F3 or E): the focused panel's own text in a dialog.
+""" "Explain this panel" (F3 or E): the focused panel's own text in a dialog.
 
 The texts are data (``assets/explain.toml``, see :mod:`..views.explain`); a panel is found
 by the focused widget's id or the nearest ancestor's. Esc closes the dialog and leaves

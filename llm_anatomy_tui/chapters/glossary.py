@@ -149,8 +149,11 @@ class GlossaryScreen(ModalScreen[None]):
                 Text.assemble(
                     ("No term matches ", "italic"),
                     (f"“{query}”", "bold"),
-                    (". Try fewer letters, another spelling or an abbreviation; "
-                     "Backspace widens the search.", "italic"),
+                    (
+                        ". Try fewer letters, another spelling or an abbreviation; "
+                        "Backspace widens the search.",
+                        "italic",
+                    ),
                 )  # fmt: skip
             )
             return
@@ -211,8 +214,10 @@ class GlossaryCommands(Provider):
             name = f"Glossary: {match.term.name}"
             alias = f" ({match.matched})" if match.matched != match.term.name else ""
             display = matcher.highlight(name + alias)
-            # Palette scores lie in [0, 1]; keep ours below the chapters' exact matches.
-            yield Hit(match.score / 110, display, partial(self._show, match.term.name),
+            # Rank on the palette's own scale, so terms sort among the chapters; a typo
+            # that only our search forgives gets a small score instead of none.
+            score = matcher.match(name + alias) or match.score / 100
+            yield Hit(score, display, partial(self._show, match.term.name),
                       help=_gist(match.term))  # fmt: skip
 
     def _show(self, name: str) -> None:

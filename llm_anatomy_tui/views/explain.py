@@ -1,4 +1,4 @@
-""""Explain this panel": the texts (``assets/explain.toml``) and how a focused widget finds
+""" "Explain this panel": the texts (``assets/explain.toml``) and how a focused widget finds
 its own.
 
 A text belongs to a chapter slug and a widget id (``[sampling.s-bars]``), or to every

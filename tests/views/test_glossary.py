@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import given
@@ -41,7 +41,9 @@ def test_every_terms_chapter_is_registered_or_pending() -> None:
     registered = {c.number for c in CHAPTERS}
     assert g.pending_chapters <= PLANNED
     stale = g.pending_chapters & registered
-    assert not stale, f"chapters {sorted(stale)} are registered now: remove them from pending_chapters"
+    assert not stale, (
+        f"chapters {sorted(stale)} are registered now: remove them from pending_chapters"
+    )
     for term in g.terms:
         assert term.chapter in registered | g.pending_chapters, (term.name, term.chapter)
 
@@ -94,7 +96,7 @@ def test_search_by_a_word_of_the_definition() -> None:
     assert hits == ["Decode"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _slow_osa(a: str, b: str) -> int:
     """Reference: the same distance by plain recursion."""
     if not a or not b:

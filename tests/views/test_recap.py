@@ -50,7 +50,7 @@ def test_recap_figures_match_the_core(tiny_model, enc, settings) -> None:
     # the top token, the draw and the cache: step 0 of a real generation
     gen = Generation(tiny_model, ids, settings=settings, seed=7, encoding=enc)
     step = gen.step()
-    (top, _, p), = step.top(1)
+    ((top, _, p),) = step.top(1)
     assert (r.top_token, r.top_prob) == (top, pytest.approx(p, rel=1e-5))
     assert r.drawn_token == step.token
     assert r.draw_u == step.sampling.draw.u
@@ -78,9 +78,9 @@ def test_top1_kept_counts_positions(tiny_model, enc) -> None:
 
 def test_lines_name_every_stage_with_its_chapter(tiny_model, enc) -> None:
     r = compute_recap(tiny_model, enc, enc.encode_ordinary("Hi"), SamplingSettings(), 0)
-    assert [(l.key, l.stage, l.chapter) for l in r.lines] == list(STAGES)
-    assert [(l.key, l.chapter) for l in placeholder_lines("…")] == [(k, c) for k, _, c in STAGES]
-    text = {l.key: l.figure for l in r.lines}
+    assert [(ln.key, ln.stage, ln.chapter) for ln in r.lines] == list(STAGES)
+    assert [(ln.key, ln.chapter) for ln in placeholder_lines("…")] == [(k, c) for k, _, c in STAGES]
+    text = {ln.key: ln.figure for ln in r.lines}
     assert text["tokens"].startswith(f"{len(r.ids)} token")
     assert f"d_model {r.d_model}" in text["embedding"]
     assert f"{r.top_prob * 100:.2f}%" in text["probabilities"]
