@@ -123,14 +123,17 @@ class Match:
     """The headword or alias that matched best (or the headword for a definition hit)."""
 
 
-def edit_distance(a: str, b: str) -> int:
+def edit_distance(a: str, b: str, limit: int | None = None) -> int:
     """Optimal string alignment distance: insertions, deletions, substitutions and swaps of
-    two neighbouring letters each cost 1.
+    two neighbouring letters each cost 1. With ``limit``, gives up early and returns
+    ``limit + 1`` once the distance must exceed ``limit``.
 
     >>> edit_distance("logti", "logit"), edit_distance("atention", "attention")
     (1, 1)
     >>> edit_distance("", "abc"), edit_distance("kitten", "sitting")
     (3, 3)
+    >>> edit_distance("kitten", "sitting", limit=1)
+    2
     """
     prev2: list[int] = []
     prev = list(range(len(b) + 1))
@@ -142,7 +145,10 @@ def edit_distance(a: str, b: str) -> int:
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
                 row[j] = min(row[j], prev2[j - 2] + 1)
         prev2, prev = prev, row
-    return prev[len(b)]
+        if limit is not None and min(row) > limit + 1:  # a swap can lower it by one later
+            return limit + 1
+    d = prev[len(b)]
+    return d if limit is None else min(d, limit + 1)
 
 
 def _subsequence_span(query: str, name: str) -> int | None:
@@ -203,8 +209,9 @@ def score_name(query: str, name: str) -> float:
         best = 30.0 + 30 * density if density >= 0.6 else 5.0 + 10 * density
     budget = typo_budget(query)
     if budget:
-        candidates = [name, name[: len(query)], *words]
-        d = min(edit_distance(query, c) for c in candidates)
+        n = len(query)
+        candidates = {c for c in (name, name[:n], *words) if abs(len(c) - n) <= budget}
+        d = min((edit_distance(query, c, budget) for c in candidates), default=budget + 1)
         if d <= budget:
             best = max(best, 50.0 - 10 * (d - 1) - 5 * shorter)
     return best

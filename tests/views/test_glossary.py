@@ -114,3 +114,8 @@ def _slow_osa(a: str, b: str) -> int:
 @given(st.text("abcd", max_size=7), st.text("abcd", max_size=7))
 def test_edit_distance_matches_recursive_reference(a: str, b: str) -> None:
     assert edit_distance(a, b) == _slow_osa(a, b)
+
+
+@given(st.text("abcd", max_size=7), st.text("abcd", max_size=7), st.integers(0, 3))
+def test_edit_distance_with_a_limit_is_capped_but_exact_below_it(a: str, b: str, k: int) -> None:
+    assert edit_distance(a, b, k) == min(_slow_osa(a, b), k + 1)
