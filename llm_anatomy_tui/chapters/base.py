@@ -774,13 +774,11 @@ class ChapterScreen(Screen):
         """Explain the focused panel: what it shows, how to read it, how to check it."""
         from .explain import ExplainScreen, explanation_for
 
-        widget = self.focused
-        if widget is None:
-            self.notify("No panel has focus: press Tab to pick one, then F3.", timeout=3)
-            return
+        widget = self.focused  # None: nothing has focus, so explain the chapter's main panel
         panel = explanation_for(self, self.chapter.slug, widget)
         if panel is None:
-            self.notify(f"No explanation for this panel yet (#{widget.id}).", timeout=3)
+            where = f"this panel (#{widget.id})" if widget is not None else "this chapter"
+            self.notify(f"No explanation for {where} yet.", timeout=3)
             return
         self.app.push_screen(ExplainScreen(panel))
 

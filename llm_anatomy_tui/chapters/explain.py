@@ -17,7 +17,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ..views.explain import PanelText, find_explanation, load_explanations
+from ..views.explain import PanelText, chapter_overview, find_explanation, load_explanations
 
 
 def panel_ids(widget: Widget, screen: Screen) -> list[str]:
@@ -32,8 +32,11 @@ def panel_ids(widget: Widget, screen: Screen) -> list[str]:
     return ids
 
 
-def explanation_for(screen: Screen, slug: str, widget: Widget) -> PanelText | None:
-    """The text that explains ``widget`` in chapter ``slug`` (None if there is none)."""
+def explanation_for(screen: Screen, slug: str, widget: Widget | None) -> PanelText | None:
+    """The text that explains ``widget`` in chapter ``slug``; with no widget (nothing has
+    focus), the chapter's main panel. None if there is none."""
+    if widget is None:
+        return chapter_overview(load_explanations(), slug)
     return find_explanation(load_explanations(), slug, panel_ids(widget, screen))
 
 

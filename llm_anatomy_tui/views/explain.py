@@ -97,3 +97,9 @@ def find_explanation(texts: Explanations, slug: str, ids: Iterable[str]) -> Pane
         if wid in common:
             return common[wid]
     return None
+
+
+def chapter_overview(texts: Explanations, slug: str) -> PanelText | None:
+    """The chapter's first text (its main panel): what F3 explains when nothing has focus."""
+    own = texts.get(slug, {})
+    return next(iter(own.values()), None)

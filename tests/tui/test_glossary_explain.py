@@ -221,3 +221,14 @@ def test_snapshot_explain_80x24(snap_compare) -> None:
         await pilot.pause()
 
     assert snap_compare(app_at("closing"), terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_explain_without_focus_explains_the_chapters_main_panel() -> None:
+    app = app_at("attention")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.wait_until_settled()
+        app.screen.set_focus(None)
+        await pilot.press("f3")
+        await pilot.pause()
+        assert isinstance(app.screen, ExplainScreen)
+        assert app.screen.panel.title == "The toy attention example"
