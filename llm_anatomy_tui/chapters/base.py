@@ -66,10 +66,13 @@ The contract
   ``-narrow``/``-wide`` classes. The chapter must work from 40×12 up (scroll rather than
   clip), look right at 80×24, and every panel must be reachable by keyboard (put the body
   in a focusable ``VerticalScroll``).
-- **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, digits, quit) are
-  inherited; add your own in ``BINDINGS`` with ``id="<slug>.<name>"``, a short
-  description and a tooltip: the footer and the help screen are generated from them.
-  Letter keys are swallowed while the prompt has focus; Esc leaves the prompt.
+- **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, glossary F2/G,
+  explain F3/E, digits, quit) are inherited; add your own in ``BINDINGS`` with
+  ``id="<slug>.<name>"``, a short description and a tooltip: the footer and the help
+  screen are generated from them. Letter keys are swallowed while the prompt has focus;
+  Esc leaves the prompt.
+- **Explain this panel.** Every focusable widget needs a text in ``assets/explain.toml``
+  (``[<slug>.<widget id>]``; an ancestor's id covers what is inside it); a test checks.
 - **The session.** :attr:`session` is the app's :class:`~llm_anatomy_tui.core.session.Session`:
   ``session.prompt`` (str), ``session.prompt_ids(name)``, ``session.encoding(name)``
   (``"o200k_base"``, ``"cl100k_base"``, ``"model"``), ``session.model`` (a
