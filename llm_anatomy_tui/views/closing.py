@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.config import LlamaConfig
-from ..core.model import expected_shapes
 from ..core.quant import LLAMA_3_8B
+from ..core.weights import expected_shapes
 
 
 @dataclass(frozen=True)

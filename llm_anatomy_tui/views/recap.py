@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.attention_tracker import token_labels
 from ..core.evaluate import top1_agreement
 from ..core.generation import kv_cache_bytes_for, step_rng
-from ..core.kv_memory import format_bytes
-from ..core.model import Model, Trace, forward, logit_lens
+from ..core.model import Trace, forward, logit_lens
 from ..core.quant import quantize_model
-from ..core.readout import percent_text
 from ..core.sampling import SamplingSettings, rank_tokens, sample, softmax64
+from ..core.weights import Model
+from .attention_tracker import token_labels
+from .kv_memory import format_bytes
+from .readout import percent_text
 
 RECAP_SCHEME = "Q4_0"
 

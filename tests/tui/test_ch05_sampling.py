@@ -11,9 +11,9 @@ from tui_helpers import SEED
 from llm_anatomy_tui.chapters.c05_sampling import TOP_N, SamplingScreen
 from llm_anatomy_tui.core.generation import Generation
 from llm_anatomy_tui.core.model import forward
-from llm_anatomy_tui.core.readout import check_softmax_text
 from llm_anatomy_tui.core.sampling import SamplingSettings, softmax64
-from llm_anatomy_tui.core.token_pieces import piece_spans
+from llm_anatomy_tui.views.readout import check_softmax_text
+from llm_anatomy_tui.views.token_pieces import piece_spans
 from llm_anatomy_tui.widgets.bar_chart import BarChart, CumulativeStrip
 
 STORY = "Once upon a time, there was a little robot who wanted to read."

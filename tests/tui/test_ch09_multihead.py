@@ -34,7 +34,7 @@ from llm_anatomy_tui.chapters.c09_multihead import (
 )
 from llm_anatomy_tui.core.config import LlamaConfig
 from llm_anatomy_tui.core.model import KVCache, forward
-from llm_anatomy_tui.core.readout import check_softmax_text
+from llm_anatomy_tui.views.readout import check_softmax_text
 from llm_anatomy_tui.widgets.matrix_view import MatrixView
 
 

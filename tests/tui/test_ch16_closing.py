@@ -14,12 +14,12 @@ from tui_helpers import SEED, make_model_session, make_session
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.chapters import CHAPTERS
 from llm_anatomy_tui.chapters.c16_closing import ClosingScreen
-from llm_anatomy_tui.core.attention_tracker import AttentionTracker
 from llm_anatomy_tui.core.generation import Generation
 from llm_anatomy_tui.core.model import default_model_dir, forward
 from llm_anatomy_tui.core.quant import model_nbytes, quantize_model
 from llm_anatomy_tui.core.sampling import SamplingSettings
 from llm_anatomy_tui.core.session import MODEL_DIR_ENV, ResourceState, Status
+from llm_anatomy_tui.views.attention_tracker import AttentionTracker
 from llm_anatomy_tui.views.recap import STAGES
 
 _MODEL_DIR = os.environ.get(MODEL_DIR_ENV) or str(default_model_dir())

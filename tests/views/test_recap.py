@@ -7,12 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from llm_anatomy_tui.core.attention_tracker import AttentionTracker
 from llm_anatomy_tui.core.generation import Generation
 from llm_anatomy_tui.core.model import forward
 from llm_anatomy_tui.core.quant import model_nbytes
 from llm_anatomy_tui.core.sampling import SamplingSettings, softmax64
 from llm_anatomy_tui.core.tokenizers import load_encoding
+from llm_anatomy_tui.views.attention_tracker import AttentionTracker
 from llm_anatomy_tui.views.recap import STAGES, compute_recap, placeholder_lines
 
 PROMPT = "Once upon a time, a little cat sat on the mat"
