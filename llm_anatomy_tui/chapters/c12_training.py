@@ -184,9 +184,14 @@ class TrainingScreen(ChapterScreen):
         self.query_one("#c12-plan", Static).update(Text(f"✗ {message}", style="bold"))
 
     def _encoding(self):  # noqa: ANN202
+        """The loaded model's own tokenizer, else the built-in vocabulary (None while it
+        loads: the worker then says so, or uses anatomy-mini's)."""
+        own = getattr(self.session.model, "tokenizer", None)
+        if own is not None:
+            return own
         try:
             return self.session.encoding("model")
-        except Exception:  # noqa: BLE001 - not loaded: the plan and the run say so
+        except Exception:  # noqa: BLE001 - not loaded yet
             return None
 
     def action_train(self) -> None:

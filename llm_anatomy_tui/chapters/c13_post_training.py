@@ -142,9 +142,14 @@ class PostTrainingScreen(ChapterScreen):
         self.rescore()
 
     def _encoding(self):  # noqa: ANN202
+        """The loaded model's own tokenizer, else the built-in vocabulary (None while it
+        loads: the worker then says so, or uses anatomy-mini's)."""
+        own = getattr(self.session.model, "tokenizer", None)
+        if own is not None:
+            return own
         try:
             return self.session.encoding("model")
-        except Exception:  # noqa: BLE001 - the worker then uses anatomy-mini's own
+        except Exception:  # noqa: BLE001 - not loaded yet
             return None
 
     def rescore(self) -> None:

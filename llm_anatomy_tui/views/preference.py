@@ -275,7 +275,7 @@ class DPOState:
     def copy(self) -> DPOState:
         """Deep copy of the weights and the optimizer slots (a worker changes the copy)."""
         tensors = {k: v.copy() for k, v in self.policy.tensors().items()}
-        policy = Model.from_tensors(self.policy.config, tensors, name=self.policy.name)
+        policy = self.policy.with_tensors(tensors)  # keeps RoPE frequencies, tokenizer
         slots = {s: {k: v.copy() for k, v in d.items()} for s, d in self.opt.slots.items()}
         return DPOState(policy, OptimizerState(self.opt.step, slots), list(self.points),
                         self.last_a, self.last_b, "")  # fmt: skip
@@ -284,7 +284,7 @@ class DPOState:
 def start_dpo(model: Model, scores: PairScores) -> DPOState:
     """A fresh run from ``model`` (copied): Adam state zeroed, the step-0 point recorded."""
     tensors = {k: v.copy() for k, v in model.tensors().items()}
-    policy = Model.from_tensors(model.config, tensors, name=f"{model.name} (DPO copy)")
+    policy = model.with_tensors(tensors, name=f"{model.name} (DPO copy)")
     from ..core.train.backward import parameters
 
     opt = init_state(OptimizerSettings(name="adam"), parameters(policy))
@@ -387,9 +387,11 @@ _SPECIAL = re.compile(r"<\|[^|<>\s]{1,40}\|>|<s>|</s>|\[/?INST\]|<<SYS>>|<</SYS>
 
 def find_chat_template(*sources: Any) -> str | None:
     """The chat template string of the first source that has one (read defensively: a
-    ``chat_template`` attribute on the object, its ``config`` or its ``tokenizer``)."""
+    ``chat_template`` attribute on the object, its ``config``, its ``tokenizer`` or its
+    ``source``: a loaded model keeps it on ``model.tokenizer`` and ``model.source``)."""
     for source in sources:
-        for obj in (source, getattr(source, "config", None), getattr(source, "tokenizer", None)):
+        parts = ("config", "tokenizer", "source")
+        for obj in (source, *(getattr(source, name, None) for name in parts)):
             value = getattr(obj, "chat_template", None) if obj is not None else None
             if isinstance(value, str) and value.strip():
                 return value

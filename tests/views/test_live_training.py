@@ -198,3 +198,16 @@ def test_a_model_over_the_budget_is_replaced_by_anatomy_mini(enc, small, monkeyp
     assert "uses anatomy-mini" in chosen.note and "budget of" in chosen.note
     run = lt.run_live_training(small, enc, SENTENCE, 2, 1e-3)
     assert run.model_note == chosen.note and run.model.config == chosen.model.config
+
+
+def test_trained_copies_keep_what_is_not_a_weight(enc, val):
+    """A loaded model's tokenizer, source and RoPE frequencies travel with its copies."""
+    model = init_random(CONFIG, seed=12, std=0.05)
+    sentinel = object()
+    model.tokenizer = sentinel
+    run = live_train(model, plan_live_run(model, SENTENCE, enc, steps=2), enc, [1, 2], val)
+    assert run.model.tokenizer is sentinel
+    assert np.array_equal(run.model.inv_freq, model.inv_freq)
+    pair = make_pair(model, [5, 6], [7], [8], None)
+    assert start_dpo(model, score_pair(model, pair, 0.1)).policy.tokenizer is sentinel
+    model.tokenizer = None
