@@ -24,6 +24,8 @@ from ..core.model import default_model_dir
 from ..views.live_training import (
     DEFAULT_LR,
     DEFAULT_STEPS,
+    VAL_WINDOW,
+    VAL_WINDOWS,
     LiveRun,
     next_lr,
     parse_lr,
@@ -55,8 +57,9 @@ LEAD = (
 )
 LIVE_LEAD = (
     "Train a copy of the model on the prompt: real AdamW steps through the hand-written "
-    "backward pass. After each step it is scored on your text and on 512 tokens of "
-    "held-out stories it never trained on. The loaded weights do not change."
+    "backward pass. After each step it is scored on your text and on "
+    f"{VAL_WINDOWS * VAL_WINDOW} tokens of held-out stories it never trained on. The "
+    "loaded weights do not change."
 )
 
 
