@@ -14,10 +14,13 @@ header then says "⚠ trained copy"); ``u`` goes back to the loaded weights.
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from ..core.model import default_model_dir
@@ -47,6 +50,8 @@ from ..widgets.prompt_bar import PromptBar
 from .base import MODEL, ChapterScreen, ProgressReport, SessionChanged
 
 STEP_CHOICES = (10, 20, 30, 50)
+DRAW_EVERY = 0.2
+"""Seconds between repaints of the live run while it trains."""
 INLINE_CHARS = 4000
 """Up to this many characters the plan line is computed inline, on every keystroke."""
 
@@ -101,6 +106,9 @@ class TrainingScreen(ChapterScreen):
         self.live_state = "idle"
         """``idle``, ``running``, ``done``, ``stopped``, ``blew up`` or ``error``."""
         self.live_message = ""
+        self._last_draw = 0.0
+        self._draw_timer: Timer | None = None
+        self._drawn_state = ""
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="c12-body"):
@@ -210,8 +218,20 @@ class TrainingScreen(ChapterScreen):
                      on_progress=self.progress_live)  # fmt: skip
 
     def progress_live(self, report: ProgressReport) -> None:
-        if isinstance(report.value, LiveRun):
-            self.live = report.value
+        """Draw a step's figures, at most every :data:`DRAW_EVERY` seconds: a key pressed
+        while training then never waits behind a queue of repaints."""
+        if not isinstance(report.value, LiveRun):
+            return
+        self.live = report.value
+        wait = self._last_draw + DRAW_EVERY - time.monotonic()
+        if wait <= 0:
+            self.draw_live()
+        elif self._draw_timer is None:
+            self._draw_timer = self.set_timer(wait, self._draw_pending)
+
+    def _draw_pending(self) -> None:
+        self._draw_timer = None
+        if self.live_state == "running":
             self.draw_live()
 
     def finish_live(self, run: LiveRun) -> None:
@@ -294,7 +314,10 @@ class TrainingScreen(ChapterScreen):
         return super().check_action(action, parameters)
 
     def draw_live(self) -> None:
-        self.refresh_bindings()
+        self._last_draw = time.monotonic()
+        if self._drawn_state != self.live_state:  # the footer's keys depend on it
+            self._drawn_state = self.live_state
+            self.refresh_bindings()
         status = self.query_one("#c12-status", Static)
         plot = self.query_one("#c12-live", LinePlot)
         run = self.live

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,6 +43,9 @@ VAL_WINDOW = 64
 """Tokens per held-out window (8 x 64 = 512 tokens scored after every step)."""
 COMPLETION_TOKENS = 16
 """Greedy tokens shown as the model's completion before and after."""
+YIELD_SECONDS = 0.01
+"""Pause after each live step: a step of a small model is mostly Python holding the GIL,
+and a key pressed meanwhile repaints only when the UI thread gets it back."""
 DEFAULT_STEPS = 30
 DEFAULT_LR = 1e-3
 
@@ -388,6 +392,7 @@ def live_train(
             val, _ = trainer.evaluate(val_batches) if val_batches else (math.nan, 0)
         run.steps.append(LiveStep(i + 1, float(loss), float(val), float(lr), float(norm)))
         task.report((i + 1) / plan.steps, run.snapshot())
+        time.sleep(YIELD_SECONDS)  # let the UI thread take the GIL between steps
     run.completion_after = greedy_completion(trainer.model, prompt_ids, encoding)
     run.status = "done"
     run.model = trainer.model

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,7 +39,7 @@ from ..core.ops import rms_norm
 from ..core.sampling import SamplingSettings
 from ..core.train.backward import backward, forward_logits, head_loss_and_backward, run_blocks
 from ..core.train.optim import OptimizerSettings, OptimizerState, init_state, optimizer_step
-from .live_training import NullTask, Task, weights_finite
+from .live_training import YIELD_SECONDS, NullTask, Task, weights_finite
 
 DEFAULT_BETA = 0.1
 BETA_LADDER: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -345,6 +346,7 @@ def dpo_steps(
         new.points.append(point)
         new.last_a, new.last_b = a, b
         task.report((i + 1) / n_steps, new.points[-1])
+        time.sleep(YIELD_SECONDS)  # let the UI thread take the GIL between steps
     return new
 
 
