@@ -348,12 +348,11 @@ class TrainingScreen(ChapterScreen):
         elif self.live_state == "done":
             text.append("Done. k keeps this copy for every chapter; r forgets it.")
         status.update(text)
-        # x = updates made so far: a step's loss on the text is measured before its update
-        val_x = [0] + [s.step for s in run.steps]
-        train_x = [s.step - 1 for s in run.steps]
+        # x = updates made so far; both losses measured on fixed windows after each update
+        x = [0] + [s.step for s in run.steps]
         plot.series = (
-            Series("your text", run.train_losses, train_x),
-            Series("held-out stories", [run.val_before, *run.val_losses], val_x),
+            Series("your text", [run.text_before, *run.text_losses], x),
+            Series("held-out stories", [run.val_before, *run.val_losses], x),
         )
         plot.xlim = (0, run.plan.steps)
         block = Text()

@@ -17,7 +17,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -254,11 +254,13 @@ def greedy_completion(
 
 @dataclass(frozen=True)
 class LiveStep:
-    """One step of a live run: the loss on the person's text (measured on the batch before
-    the update, as the trainer reports it), the held-out loss after the update."""
+    """One step of a live run. ``train_loss`` is what the trainer reports: the loss of the
+    step's batch, before its update. ``text_loss`` and ``val_loss`` are measured after the
+    update, on fixed windows of the person's text and of the held-out stories."""
 
     step: int
     train_loss: float
+    text_loss: float
     val_loss: float
     lr: float
     grad_norm: float
@@ -282,10 +284,16 @@ class LiveRun:
     """The start of the text whose greedy completion is shown before and after."""
     model_note: str = ""
     """Why anatomy-mini was trained instead of the loaded model ("" when it was the loaded one)."""
+    text_before: float = math.nan
+    """Loss on the text's windows before any step."""
 
     @property
     def train_losses(self) -> list[float]:
         return [s.train_loss for s in self.steps]
+
+    @property
+    def text_losses(self) -> list[float]:
+        return [s.text_loss for s in self.steps]
 
     @property
     def val_losses(self) -> list[float]:
@@ -293,9 +301,14 @@ class LiveRun:
 
     def snapshot(self) -> LiveRun:
         """A copy safe to hand to another thread (the list is copied)."""
-        return LiveRun(self.plan, self.val_before, self.completion_before, list(self.steps),
-                       self.completion_after, self.status, self.message, self.model,
-                       self.cue, self.model_note)  # fmt: skip
+        return replace(self, steps=list(self.steps))
+
+
+def text_windows(plan: LivePlan) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to :data:`VAL_WINDOWS` training windows spread over the text, for measuring the
+    loss on it (all of it when it fits one window)."""
+    every = eval_windows(plan.tokens, plan.window)
+    return batch_windows(spread_subset(every, VAL_WINDOWS), VAL_WINDOWS)
 
 
 def make_trainer(model: Model, plan: LivePlan) -> Trainer:
@@ -352,8 +365,10 @@ def live_train(
     """
     task = task or NullTask()
     trainer = make_trainer(model, plan)
+    text_batches = text_windows(plan)
     val_before, _ = trainer.evaluate(val_batches) if val_batches else (math.nan, 0)
     run = LiveRun(plan, val_before, greedy_completion(trainer.model, prompt_ids, encoding))
+    run.text_before, _ = trainer.evaluate(text_batches)
     run.cue = encoding.decode(list(prompt_ids))
     run.model_note = model_note
     task.report(0.0, run.snapshot())
@@ -378,7 +393,7 @@ def live_train(
             run.status = "blew up"
             run.message = (
                 f"Step {i + 1} at learning rate {lr:g} made the {' and '.join(bad)} "
-                f"{'NaN or infinite' if len(bad) > 1 else 'NaN or infinite'}. The broken "
+                "NaN or infinite. The broken "
                 "copy was thrown away; the loaded weights are untouched. Lower the "
                 "learning rate and train again."
             )
@@ -390,7 +405,10 @@ def live_train(
             return run
         with np.errstate(all="ignore"):
             val, _ = trainer.evaluate(val_batches) if val_batches else (math.nan, 0)
-        run.steps.append(LiveStep(i + 1, float(loss), float(val), float(lr), float(norm)))
+            text, _ = trainer.evaluate(text_batches)
+        run.steps.append(
+            LiveStep(i + 1, float(loss), float(text), float(val), float(lr), float(norm))
+        )
         task.report((i + 1) / plan.steps, run.snapshot())
         time.sleep(YIELD_SECONDS)  # let the UI thread take the GIL between steps
     run.completion_after = greedy_completion(trainer.model, prompt_ids, encoding)

@@ -88,21 +88,24 @@ def run_lines(run: LiveRun) -> list[str]:
     if run.status == "blew up":
         lines.append(f"✗ {run.message}")
     if done:
-        first, last = run.steps[0], run.steps[-1]
+        last = run.steps[-1]
         change = last.val_loss - run.val_before
         arrow = "▲ up" if change > 0 else "▼ down"
         lines.append(
-            f"step {done}/{plan.steps} · loss on your text {fmt_loss(first.train_loss)} → "
-            f"{fmt_loss(last.train_loss)} · held-out stories {fmt_loss(run.val_before)} → "
+            f"step {done}/{plan.steps} · loss on your text {fmt_loss(run.text_before)} → "
+            f"{fmt_loss(last.text_loss)} · held-out stories {fmt_loss(run.val_before)} → "
             f"{fmt_loss(last.val_loss)} ({arrow} {abs(change):.3f})"
         )
-        if change > 0.05 and last.train_loss < first.train_loss:
+        if change > 0.05 and last.text_loss < run.text_before:
             lines.append(
                 "Overfitting: the loss on your text falls while the loss on stories the "
                 "model never trained on rises. It is learning this text, not the language."
             )
     else:
-        lines.append(f"step 0/{plan.steps} · held-out stories {fmt_loss(run.val_before)}")
+        lines.append(
+            f"step 0/{plan.steps} · loss on your text {fmt_loss(run.text_before)} · "
+            f"held-out stories {fmt_loss(run.val_before)}"
+        )
     return lines
 
 

@@ -62,16 +62,17 @@ async def test_live_training_overfits_one_sentence_and_leaves_the_weights_alone(
         await app.wait_until_settled(timeout=180)
         run = screen.live
         assert screen.live_state == "done" and len(run.steps) == 30
-        assert run.train_losses[-1] < 0.1 * run.train_losses[0]
+        assert run.text_losses[-1] < 0.1 * run.text_before
         assert run.val_losses[-1] > run.val_before  # overfitting, measured alongside
         assert run.completion_after != run.completion_before
         status = static_text(screen, "#c12-status")
-        assert (f"loss on your text {fmt_loss(run.train_losses[0])} → "
-                f"{fmt_loss(run.train_losses[-1])}") in status  # fmt: skip
-        assert (
-            f"held-out stories {fmt_loss(run.val_before)} → {fmt_loss(run.val_losses[-1])}"
-            in status
-        )
+        assert (f"loss on your text {fmt_loss(run.text_before)} → "
+                f"{fmt_loss(run.text_losses[-1])}") in status  # fmt: skip
+        assert (f"held-out stories {fmt_loss(run.val_before)} → "
+                f"{fmt_loss(run.val_losses[-1])}") in status  # fmt: skip
+        plot = screen.query_one("#c12-live", LinePlot)
+        assert list(plot.series[0].y) == [run.text_before, *run.text_losses]
+        assert list(plot.series[1].y) == [run.val_before, *run.val_losses]
         assert "Overfitting" in status
         completions = static_text(screen, "#c12-completions")
         assert run.completion_after.replace("\n", "⏎") in completions

@@ -25,6 +25,7 @@ from llm_anatomy_tui.views.live_training import (
     next_lr,
     parse_lr,
     plan_live_run,
+    text_windows,
     training_bytes,
 )
 from llm_anatomy_tui.views.preference import dpo_steps, make_pair, score_pair, start_dpo
@@ -128,6 +129,12 @@ def test_live_run_trains_a_copy_and_reports_true_held_out_loss(enc, small, val):
     assert run.val_before == pytest.approx(reference_val_loss(small, val), rel=1e-4)
     assert run.steps[-1].val_loss == pytest.approx(reference_val_loss(run.model, val), rel=1e-4)
     assert run.train_losses[-1] < run.train_losses[0]
+    # the loss on the text: before any step, the inference model's; after each update, the
+    # next step's batch loss (one window, no dropout: the same computation)
+    plan = run.plan
+    assert run.text_before == pytest.approx(reference_val_loss(small, text_windows(plan)), rel=1e-4)
+    assert run.train_losses[0] == pytest.approx(run.text_before, rel=1e-5)
+    np.testing.assert_allclose(run.text_losses[:-1], run.train_losses[1:], rtol=1e-4, atol=1e-6)
     assert run.model is seen[0] and run.model is not small
     assert snapshot(small) == before  # the loaded weights never changed
     assert run.completion_after is not None
