@@ -51,15 +51,18 @@ def check_displayed_loss(screen: PostTrainingScreen) -> None:
 
 
 async def set_field(pilot, screen, key: str, text: str) -> None:  # noqa: ANN001
-    """Type into field A or B and press Enter (long texts are pasted, not typed)."""
+    """Type into field A or B by keys (``e``, then Tab for B) and press Enter (long texts
+    are pasted into the field instead of typed)."""
+    await pilot.press("escape", "e", *(["tab"] if key == "b" else []))
     field = screen.query_one(f"#c13-{key}", Input)
-    field.focus()
+    assert field.has_focus
     if len(text) > 40:
         field.value = text
         await pilot.press("end", "enter")
     else:
         await pilot.press("ctrl+a", "ctrl+k", *list(text), "enter")
     await pilot.app.wait_until_settled(timeout=180)
+    assert not field.has_focus  # Enter scores and gives the keys back to the chapter
 
 
 async def test_scores_are_the_models_log_probabilities():
@@ -156,11 +159,19 @@ async def test_sampling_new_completions_and_stopping():
     app = model_app("post-training", STORY)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await opened(pilot)
-        first = screen.query_one("#c13-a", Input).value
+        first_a = screen.query_one("#c13-a", Input).value
+        first_b = screen.query_one("#c13-b", Input).value
         await pilot.press("a")
         await app.wait_until_settled(timeout=180)
         assert screen.seeds["a"] == 3
-        assert screen.query_one("#c13-a", Input).value != first
+        assert screen.query_one("#c13-a", Input).value != first_a
+        assert screen.query_one("#c13-b", Input).value == first_b
+        await pilot.press("b")
+        await app.wait_until_settled(timeout=180)
+        assert screen.seeds["b"] == 4
+        assert screen.query_one("#c13-b", Input).value != first_b
+        scored = "".join(screen.result.pieces_b)
+        assert scored == screen.query_one("#c13-b", Input).value  # the shown B was scored
         await pilot.press("d", "x")
         await app.wait_until_settled(timeout=180)
         assert not screen.is_computing()
