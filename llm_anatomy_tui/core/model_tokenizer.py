@@ -325,3 +325,27 @@ def from_gguf_vocab(
         add_bos=add_bos,
         chat_template=chat_template,
     )
+
+
+def from_gguf_sentencepiece(**kwargs: Any) -> ModelTokenizer:
+    """A GGUF SentencePiece vocabulary (``tokenizer.ggml.model == "llama"``, Llama 2's).
+
+    Not rebuilt yet: refused by name rather than tokenized differently from llama.cpp.
+    """
+    raise ModelLoadError(
+        "unsupported tokenizer.ggml.model 'llama' (a SentencePiece vocabulary): only "
+        "byte-level BPE ('gpt2') vocabularies are rebuilt from a GGUF; open the model's "
+        "Hugging Face directory (with its tokenizer.json) instead"
+    )
+
+
+def encoding_for(model: Any) -> Any:
+    """The encoding a model reads: its own tokenizer, or the built-in anatomy-mini
+    vocabulary for a model without one (which must then have exactly its size)."""
+    if getattr(model, "tokenizer", None) is not None:
+        return model.tokenizer
+    from .formats import require_tokenizer
+    from .tokenizers import load_encoding
+
+    require_tokenizer(model)
+    return load_encoding("model")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from .source import ModelSource
 __all__ = [
     "CONFIG_FILE", "DEFAULT_MODEL_NAME", "WEIGHTS_FILE", "WEIGHTS_INDEX_FILE",
     "MemoryEstimate", "ModelLoadError", "ModelSource", "check_memory", "default_model_dir",
-    "estimate_memory", "load_model", "open_model", "read_safetensors", "save_model",
+    "estimate_memory", "load_model", "load_tokenizer", "open_model", "read_config",
+    "read_safetensors", "require_tokenizer", "save_model",
 ]  # fmt: skip
 
 DEFAULT_MODEL_NAME = "anatomy-mini"
@@ -98,11 +100,38 @@ def open_model(path: str | Path) -> Model:
     """:func:`load_model` for a person: refuse a model that cannot fit in memory (with the
     numbers) before reading its weights, and one whose tokenizer cannot be found."""
     path = Path(path)
-    config = read_config(path)
-    check_memory(estimate_memory(config, path))
-    model = load_model(path)
+    if path.is_file():
+        from .gguf_file import load_gguf
+
+        model = load_gguf(path, check=lambda config: check_memory(estimate_memory(config, path)))
+    else:
+        check_memory(estimate_memory(read_config(path), path))
+        model = load_model(path)
     require_tokenizer(model)
     return model
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """Only the tokenizer of a model directory or GGUF file (no weights are read):
+    its own, or the built-in vocabulary for a directory of exactly its size."""
+    path = Path(path)
+    config = read_config(path)
+    if path.is_file():
+        from .gguf_file import _reader, _tokenizer
+
+        return _tokenizer(_reader(path), config, path)
+    from ..model_tokenizer import load_directory_tokenizer
+    from ..tokenizers import MODEL_VOCAB_SIZE, load_encoding
+
+    tok = load_directory_tokenizer(path, config)
+    if tok is not None:
+        return tok
+    if config.vocab_size != MODEL_VOCAB_SIZE:
+        raise ModelLoadError(
+            f"{path} has no tokenizer.json, and its vocabulary ({config.vocab_size:,} "
+            f"tokens) is not the built-in one ({MODEL_VOCAB_SIZE:,})"
+        )
+    return load_encoding("model")
 
 
 def require_tokenizer(model: Model) -> None:
