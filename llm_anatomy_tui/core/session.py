@@ -194,7 +194,9 @@ class Session:
 
         own = getattr(self.model, "tokenizer", None) if name == "model" else None
         if own is not None:
-            return f"{self.model.name} ({own.n_vocab / 1000:.0f}k)"
+            n = own.n_vocab
+            size = f"{n / 1000:.0f}k" if n >= 10_000 else f"{n:,}"
+            return f"{self.model.name} ({size})"
         return ENCODING_LABELS.get(name, name)
 
     def encoding_error(self, name: str) -> str | None:
