@@ -50,11 +50,17 @@ def read_config(path: str | Path) -> LlamaConfig:
 
         return read_gguf_config(path)
     if not path.is_dir():
-        raise ModelLoadError(f"model directory not found: {path}")
+        raise _not_found(path)
     try:
         return LlamaConfig.load(path / CONFIG_FILE)
     except ConfigError as exc:
         raise ModelLoadError(f"{path / CONFIG_FILE}: {exc}") from None
+
+
+def _not_found(path: Path) -> ModelLoadError:
+    if path.suffix.lower() == ".gguf":
+        return ModelLoadError(f"model file not found: {path}")
+    return ModelLoadError(f"model directory not found: {path}")
 
 
 def load_model(path: str | Path) -> Model:
@@ -67,7 +73,7 @@ def load_model(path: str | Path) -> Model:
 
         return load_gguf(path)
     if not path.is_dir():
-        raise ModelLoadError(f"model directory not found: {path}")
+        raise _not_found(path)
     if not (path / CONFIG_FILE).exists() and any(path.glob("*.gguf")):
         ggufs = sorted(p.name for p in path.glob("*.gguf"))
         raise ModelLoadError(f"{path} has no config.json; open the GGUF file itself: {ggufs[0]}")
