@@ -7,10 +7,15 @@ training run in the background, one thread against all: cached decode of anatomy
 2,400 vs 120-190 tokens/s; a traced 256-token forward 20-35 vs 100-500 ms. So small
 models run on one thread.
 
-A large model is different: its decode step streams tens of megabytes of weights, and a
-second thread streams the other half of each matrix (see ``benchmarks/bench_byom.py``
-for the measured gain on SmolLM2-135M). :func:`threads_for` makes that choice from the
-weight bytes; :func:`limit` applies it for the duration of a ``with`` block.
+A large model is different: its decode step streams hundreds of megabytes of weights,
+and on an idle machine a second thread streams the other half of each matrix. But the
+same helper threads make it several times *slower* when the other core is busy (measured
+with SmolLM2-135M, ``benchmarks/bench_byom.py``: 60 tokens/s on both threads when idle;
+at load average 5, 3 tokens/s on both against 22 on one). Neither fixed choice is right,
+so a large model measures: :class:`ThreadChooser` times its decode steps on one thread
+and on all, keeps an average of each, uses the faster, and re-tries the other every
+:attr:`ThreadChooser.EXPLORE_EVERY` steps so it follows the machine's load.
+:func:`limit` applies a choice for the duration of a ``with`` block.
 
 The thread count is set through ``threadpoolctl`` (the library scikit-learn uses for the
 same job): it finds numpy's BLAS whatever its build (OpenBLAS, MKL, BLIS …). The setting
@@ -96,6 +101,64 @@ class BlasThreads:
 
 
 BLAS = BlasThreads()
+
+
+class ThreadChooser:
+    """One model's choice between one BLAS thread and all, from measured step times.
+
+    ``pick()`` returns the thread limit for the next step (1 or None = all): each option
+    is tried once, then the faster by its running average is used, and the other is
+    tried again every :attr:`EXPLORE_EVERY` steps — times how many times slower it was,
+    so a bad option (all threads on a busy machine can be 10x slower) costs at most
+    ~1/16 of the time. ``record(threads, seconds)`` feeds a step's time back.
+    :meth:`best` (one thread until measured) serves multi-token passes. Thread-safe.
+
+    >>> c = ThreadChooser()
+    >>> first, second = c.pick(), c.pick()
+    >>> sorted([first, second], key=str)  # both tried before any is preferred
+    [1, None]
+    >>> c.record(1, 0.010); c.record(None, 0.030)
+    >>> [c.pick() for _ in range(3)]
+    [1, 1, 1]
+    """
+
+    EXPLORE_EVERY = 16
+    ALPHA = 0.3  # weight of the newest step time in the running average
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._avg: dict[int | None, float | None] = {1: None, None: None}
+        self._tried: set[int | None] = set()
+        self._steps = 0
+
+    def best(self) -> int | None:
+        one, every = self._avg[1], self._avg[None]
+        if one is None or every is None:
+            return 1  # the safe choice: one thread is never catastrophically slow
+        return 1 if one <= every else None
+
+    def _explore_every(self) -> int:
+        one, every = self._avg[1], self._avg[None]
+        if one is None or every is None or min(one, every) <= 0:
+            return self.EXPLORE_EVERY
+        return self.EXPLORE_EVERY * max(1, round(max(one, every) / min(one, every)))
+
+    def pick(self) -> int | None:
+        with self._lock:
+            self._steps += 1
+            untried = [t for t in (None, 1) if t not in self._tried]
+            if untried:
+                self._tried.add(untried[0])
+                return untried[0]
+            best = self.best()
+            if self._steps % self._explore_every() == 0:
+                return None if best == 1 else 1
+            return best
+
+    def record(self, threads: int | None, seconds: float) -> None:
+        with self._lock:
+            old = self._avg[threads]
+            self._avg[threads] = seconds if old is None else old + self.ALPHA * (seconds - old)
 
 
 def threads_for(weight_bytes: int) -> int | None:

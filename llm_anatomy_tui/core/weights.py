@@ -64,6 +64,7 @@ class Model:
     source: ModelSource | None = None
     _rope: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
     _decode_layout: Any = field(init=False, default=None, repr=False)
+    _blas_chooser: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -120,10 +121,15 @@ class Model:
         config: LlamaConfig,
         tensors: dict[str, np.ndarray],
         name: str = "model",
+        *,
+        consume: bool = False,
         **extra: Any,
     ) -> Model:
         """Build a model from HF-named arrays, checking every name, shape and value.
 
+        ``consume=True`` removes each array from ``tensors`` once it is copied into the
+        model, so a loader holding the only reference frees it at once (the peak memory
+        of a load is then the model plus one layer, not twice the model).
         ``extra`` (``inv_freq``, ``tokenizer``, ``source``) is passed to the constructor.
         """
         expected = expected_shapes(config)
@@ -144,7 +150,7 @@ class Model:
             )
 
         def get(key: str) -> np.ndarray:
-            arr = np.asarray(tensors[key], dtype=np.float32)
+            arr = np.asarray(tensors.pop(key) if consume else tensors[key], dtype=np.float32)
             if not np.isfinite(arr).all():
                 raise ModelLoadError(f"tensor {key} contains NaN or infinite values")
             return arr
@@ -175,11 +181,14 @@ class Model:
             )
         embed = own("model.embed_tokens.weight")
         head = embed if config.tie_word_embeddings else own("lm_head.weight")
+        norm = own("model.norm.weight")
+        if consume:
+            tensors.clear()  # an ignorable extra (rotary_emb.inv_freq, a tied lm_head)
         return cls(
             config=config,
             embed=embed,
             layers=layers,
-            norm=own("model.norm.weight"),
+            norm=norm,
             lm_head=head,
             name=name,
             **extra,

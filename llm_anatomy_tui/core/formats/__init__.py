@@ -99,7 +99,9 @@ def load_model(path: str | Path) -> Model:
         chat_template=tokenizer.chat_template if tokenizer is not None else None,
         notes=notes,
     )
-    return Model.from_tensors(config, tensors, name=path.name, tokenizer=tokenizer, source=source)
+    return Model.from_tensors(
+        config, tensors, name=path.name, consume=True, tokenizer=tokenizer, source=source
+    )
 
 
 def open_model(path: str | Path) -> Model:

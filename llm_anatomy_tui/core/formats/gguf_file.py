@@ -264,8 +264,9 @@ def load_gguf(path: Path, check: Callable[[LlamaConfig], None] | None = None) ->
         notes=notes,
     )
     return Model.from_tensors(
-        config, tensors, name=path.stem, inv_freq=inv_freq, tokenizer=tokenizer, source=source
-    )
+        config, tensors, name=path.stem, consume=True, inv_freq=inv_freq,
+        tokenizer=tokenizer, source=source,
+    )  # fmt: skip
 
 
 def _hf_name(name: str) -> str:
