@@ -22,6 +22,7 @@ from byom_helpers import (
     write_hf_dir,
 )
 
+from llm_anatomy_tui.core.config import MAX_CONTEXT
 from llm_anatomy_tui.core.formats import load_model, open_model
 from llm_anatomy_tui.core.formats.gguf_file import unpermute_rows
 from llm_anatomy_tui.core.model import KVCache, decode_token, forward
@@ -106,7 +107,7 @@ def test_context_is_cut_and_said(tmp_path, vocab):
     cfg["max_position_embeddings"] = 131072
     (path / "config.json").write_text(json.dumps(cfg))
     loaded = load_model(path)
-    assert loaded.config.max_position_embeddings == 8192
+    assert loaded.config.max_position_embeddings == MAX_CONTEXT
     assert loaded.config.trained_context == 131072
     assert "131,072" in loaded.source.notes[0]
 
