@@ -32,6 +32,7 @@ FAMILIES: dict[str, str] = {
 }
 """model_type -> family name, for every architecture the forward pass implements."""
 
+
 def _max_context() -> int:
     import os
 

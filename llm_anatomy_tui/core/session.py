@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -255,8 +255,11 @@ class Session:
         self.model_state = ResourceState(Status.READY)
         return self.model_state
 
-    def open_model(self, path: str | os.PathLike[str]) -> ResourceState:
-        """Replace the model by the one at ``path`` (blocking; call it from a worker).
+    def open_model(
+        self, path: str | os.PathLike[str], progress: Callable[[float], None] | None = None
+    ) -> ResourceState:
+        """Replace the model by the one at ``path`` (blocking; call it from a worker, which
+        ``progress(fraction)`` is called from as the weights load).
 
         On success the session reads from ``path`` from now on and the shared generation
         starts again. On failure nothing changes — the current model, its state and the
@@ -266,7 +269,7 @@ class Session:
         from .model import ModelLoadError
 
         try:
-            model = open_model(Path(path))
+            model = open_model(Path(path), progress)
         except (ModelLoadError, OSError, ValueError, MemoryError) as exc:
             return ResourceState(Status.FAILED, f"Could not open {path}: {exc}")
         self._model_dir = Path(path)

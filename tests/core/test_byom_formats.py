@@ -180,3 +180,17 @@ def test_open_model_estimates_memory_first(tmp_path, vocab, tokenizer, monkeypat
     assert est.weights == model.nbytes
     assert est.kv_cache == 2 * 2 * 16 * 64 * 4  # (k, v) x layers x kv width x context x 4 B
     assert open_model(path).config == load_model(path).config
+
+
+@pytest.mark.parametrize("kind", ["gguf", "dir", "shards"])
+def test_loading_reports_progress_up_to_one(kind, tmp_path, vocab, tokenizer):
+    model = family_model("qwen3", vocab)
+    if kind == "gguf":
+        path = write_gguf(model, tmp_path / "m.gguf", tokenizer)
+    else:
+        path = write_hf_dir(model, tmp_path / "m", shards=3 if kind == "shards" else 1,
+                            tokenizer=tokenizer)  # fmt: skip
+    seen: list[float] = []
+    open_model(path, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+    assert len(seen) >= (3 if kind != "dir" else 2)

@@ -8,6 +8,7 @@ the memory first, and insists on a tokenizer that matches the vocabulary), and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,16 @@ def _not_found(path: Path) -> ModelLoadError:
     return ModelLoadError(f"model directory not found: {path}")
 
 
-def load_model(path: str | Path) -> Model:
+def load_model(path: str | Path, progress: Callable[[float], None] | None = None) -> Model:
     """Load a model directory (``config.json`` + ``model.safetensors`` or a sharded index)
     or a ``.gguf`` file. The model's own tokenizer (``tokenizer.json``, or the vocabulary
-    a GGUF embeds) is attached as ``model.tokenizer`` when there is one."""
+    a GGUF embeds) is attached as ``model.tokenizer`` when there is one. ``progress``
+    (fraction done, 0..1) is called from the loading thread as the weights are read."""
     path = Path(path)
     if path.is_file():
         from .gguf_file import load_gguf
 
-        return load_gguf(path)
+        return load_gguf(path, progress=progress)
     if not path.is_dir():
         raise _not_found(path)
     if not (path / CONFIG_FILE).exists() and any(path.glob("*.gguf")):
@@ -79,7 +81,7 @@ def load_model(path: str | Path) -> Model:
         raise ModelLoadError(f"{path} has no config.json; open the GGUF file itself: {ggufs[0]}")
     config = read_config(path)
     types: dict[str, str] = {}
-    tensors = read_directory_tensors(path, types)
+    tensors = read_directory_tensors(path, types, progress)
     from ..model_tokenizer import load_directory_tokenizer
 
     tokenizer = load_directory_tokenizer(path, config)
@@ -99,22 +101,29 @@ def load_model(path: str | Path) -> Model:
         chat_template=tokenizer.chat_template if tokenizer is not None else None,
         notes=notes,
     )
-    return Model.from_tensors(
+    model = Model.from_tensors(
         config, tensors, name=path.name, consume=True, tokenizer=tokenizer, source=source
     )
+    if progress is not None:
+        progress(1.0)
+    return model
 
 
-def open_model(path: str | Path) -> Model:
+def open_model(path: str | Path, progress: Callable[[float], None] | None = None) -> Model:
     """:func:`load_model` for a person: refuse a model that cannot fit in memory (with the
     numbers) before reading its weights, and one whose tokenizer cannot be found."""
     path = Path(path)
     if path.is_file():
         from .gguf_file import load_gguf
 
-        model = load_gguf(path, check=lambda config: check_memory(estimate_memory(config, path)))
+        model = load_gguf(
+            path,
+            check=lambda config: check_memory(estimate_memory(config, path)),
+            progress=progress,
+        )
     else:
         check_memory(estimate_memory(read_config(path), path))
-        model = load_model(path)
+        model = load_model(path, progress)
     require_tokenizer(model)
     return model
 

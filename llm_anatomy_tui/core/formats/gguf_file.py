@@ -204,10 +204,15 @@ def read_gguf_config(path: Path) -> LlamaConfig:
     return config_from_gguf(_reader(Path(path)))[0]
 
 
-def load_gguf(path: Path, check: Callable[[LlamaConfig], None] | None = None) -> Model:
+def load_gguf(
+    path: Path,
+    check: Callable[[LlamaConfig], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Model:
     """Open a GGUF file: config from its metadata, float32 weights under HF names, its
     tokenizer, and each tensor's storage type. ``check(config)`` runs before any tensor
-    is dequantized (the memory check)."""
+    is dequantized (the memory check); ``progress(fraction)`` is called as tensors are
+    dequantized (0 → 0.9, then 1 once the model is built)."""
     from gguf.quants import dequantize
 
     path = Path(path)
@@ -219,7 +224,10 @@ def load_gguf(path: Path, check: Callable[[LlamaConfig], None] | None = None) ->
     tensors: dict[str, np.ndarray] = {}
     types: dict[str, str] = {}
     inv_freq = None
-    for t in reader.tensors:
+    n_tensors = max(1, len(reader.tensors))
+    for i, t in enumerate(reader.tensors):
+        if progress is not None:
+            progress(0.9 * i / n_tensors)
         qtype = t.tensor_type
         try:
             shape = tuple(int(n) for n in reversed(t.shape.tolist()))
@@ -263,10 +271,13 @@ def load_gguf(path: Path, check: Callable[[LlamaConfig], None] | None = None) ->
         chat_template=tokenizer.chat_template,
         notes=notes,
     )
-    return Model.from_tensors(
+    model = Model.from_tensors(
         config, tensors, name=path.stem, consume=True, inv_freq=inv_freq,
         tokenizer=tokenizer, source=source,
     )  # fmt: skip
+    if progress is not None:
+        progress(1.0)
+    return model
 
 
 def _hf_name(name: str) -> str:
