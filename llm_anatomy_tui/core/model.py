@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import blas
+from . import blas, weights
 from .blas import one_blas_thread
 from .config import ConfigError, LlamaConfig
 from .kv_cache import ContextOverflowError, KVCache, LayerKV
@@ -382,9 +382,10 @@ def _mv(w: np.ndarray, w_cols: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 
 # -- the decode layout -------------------------------------------------------------------
 
-DECODE_LAYOUT_MIN_BYTES = 32 * 2**20
+DECODE_LAYOUT_MIN_BYTES = weights.DECODE_LAYOUT_MIN_BYTES
 """Models with more weight bytes than this keep the matrices that are at least as tall as
-they are wide in [in, out] (column-major) storage (see :func:`decode_layout`)."""
+they are wide in [in, out] (column-major) storage (see :func:`decode_layout`; a loaded
+model is built that way, :meth:`Model.from_tensors`)."""
 
 
 @dataclass(frozen=True)

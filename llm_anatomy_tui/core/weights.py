@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from .formats.source import ModelSource
 
 
+DECODE_LAYOUT_MIN_BYTES = 32 * 2**20
+"""Models with more float32 weight bytes than this store every matrix that is at least as
+tall as it is wide column-major ([in, out] in memory, an ``[out, in]`` view on top): the
+layout their one-token decode streams fastest (see :func:`.model.decode_layout`)."""
+
+
 class ModelLoadError(RuntimeError):
     """A model cannot be used; the message names the file, tensor or field."""
 
@@ -158,6 +164,18 @@ class Model:
         def own(key: str) -> np.ndarray:
             return np.ascontiguousarray(get(key))
 
+        # A large model's tall matrices are built column-major right away: the layout
+        # decoding wants, made in the one copy that fusing q|k|v and gate|up costs anyway.
+        column_major = config.parameter_count() * 4 > DECODE_LAYOUT_MIN_BYTES
+
+        def matrix(*keys: str) -> np.ndarray:
+            parts = [get(k) for k in keys]
+            if column_major and sum(p.shape[0] for p in parts) >= parts[0].shape[1]:  # tall
+                rows = sum(p.shape[0] for p in parts)
+                cols = np.empty((parts[0].shape[1], rows), dtype=np.float32)  # C order
+                return np.concatenate([p.T for p in parts], axis=1, out=cols).T  # [in, out]
+            return np.concatenate(parts) if len(parts) > 1 else np.ascontiguousarray(parts[0])
+
         layers = []
         for i in range(config.num_hidden_layers):
             p = f"model.layers.{i}."
@@ -165,13 +183,11 @@ class Model:
             layers.append(
                 Layer(
                     attn_norm=own(p + "input_layernorm.weight"),
-                    wqkv=np.concatenate([get(attn + f"{n}_proj.weight") for n in "qkv"]),
-                    wo=own(attn + "o_proj.weight"),
+                    wqkv=matrix(*(attn + f"{n}_proj.weight" for n in "qkv")),
+                    wo=matrix(attn + "o_proj.weight"),
                     ffn_norm=own(p + "post_attention_layernorm.weight"),
-                    w_gate_up=np.concatenate(
-                        [get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")]
-                    ),
-                    w_down=own(p + "mlp.down_proj.weight"),
+                    w_gate_up=matrix(p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"),
+                    w_down=matrix(p + "mlp.down_proj.weight"),
                     bqkv=np.concatenate([get(attn + f"{n}_proj.bias") for n in "qkv"])
                     if config.qkv_bias
                     else None,
@@ -179,8 +195,8 @@ class Model:
                     k_norm=own(attn + "k_norm.weight") if config.qk_norm else None,
                 )
             )
-        embed = own("model.embed_tokens.weight")
-        head = embed if config.tie_word_embeddings else own("lm_head.weight")
+        embed = matrix("model.embed_tokens.weight")
+        head = embed if config.tie_word_embeddings else matrix("lm_head.weight")
         norm = own("model.norm.weight")
         if consume:
             tensors.clear()  # an ignorable extra (rotary_emb.inv_freq, a tied lm_head)

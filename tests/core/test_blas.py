@@ -64,10 +64,3 @@ def test_a_much_slower_option_is_retried_less_often():
         c.record(t, 0.01 if t == 1 else 0.10)
     assert 1 <= picks.count(None) <= 2  # every 16 x 10 steps
     assert c.best() == 1
-
-
-def test_the_memory_estimate_knows_the_decode_layout_threshold():
-    from llm_anatomy_tui.core import model
-    from llm_anatomy_tui.core.formats import memory
-
-    assert memory.DECODE_LAYOUT_MIN_BYTES == model.DECODE_LAYOUT_MIN_BYTES

@@ -194,3 +194,25 @@ def test_loading_reports_progress_up_to_one(kind, tmp_path, vocab, tokenizer):
     open_model(path, progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
     assert len(seen) >= (3 if kind != "dir" else 2)
+
+
+@pytest.mark.parametrize("family", ["llama3", "qwen2", "smollm"])
+def test_large_models_are_built_column_major_with_the_same_numbers(family, vocab, monkeypatch):
+    """Above the size threshold the tall matrices are stored [in, out] from the start (the
+    layout decoding streams fastest): the HF-named views, every product and the decode
+    steps are unchanged."""
+    from llm_anatomy_tui.core import weights
+
+    small = family_model(family, vocab, seed=13)
+    monkeypatch.setattr(weights, "DECODE_LAYOUT_MIN_BYTES", 0)
+    large = small.with_tensors({})
+    assert large.layers[0].wqkv.T.flags.c_contiguous  # stored [in, out]
+    assert large.layers[0].w_down.flags.c_contiguous  # wider than tall: kept [out, in]
+    for key, arr in small.tensors().items():
+        np.testing.assert_array_equal(large.tensors()[key], arr)
+    want = ref.forward(as_lists(small), hf_config(small, "4.x"), TOKENS)
+    close32(forward(large, TOKENS), want)
+    cache = KVCache(large.config)
+    rows = [forward(large, TOKENS[:2], cache)[-1]]
+    rows += [decode_token(large, t, cache) for t in TOKENS[2:]]
+    close32(np.stack(rows), want[1:])
