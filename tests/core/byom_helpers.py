@@ -318,3 +318,87 @@ def write_gguf(
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+# -- a Llama-2-style SentencePiece BPE -----------------------------------------------------------
+
+
+def llama2_style_tokenizer(vocab_size: int = 400):
+    """A Llama 2 ``tokenizer.json`` look-alike built with ``tokenizers`` itself:
+    <unk> <s> </s>, the 256 byte tokens, then pieces learnt by BPE training (spaces as
+    ``▁``, one in front of the text), byte fallback. Returns (tokenizer, tokens, scores,
+    token types) — the last three as llama.cpp's converter stores them in a GGUF (a
+    merged piece scores minus its merge rank, so earlier merges win)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    trainer_tok = Tokenizer(models.BPE())
+    trainer_tok.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
+    )
+    trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False)
+    trainer_tok.train_from_iterator(CORPUS, trainer)
+    raw = json.loads(trainer_tok.to_str())
+    learnt = sorted(raw["model"]["vocab"].items(), key=lambda kv: kv[1])
+    merges = [
+        tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in raw["model"]["merges"]
+    ]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    scores = [0.0, 0.0, 0.0] + [0.0] * 256
+    rank = {a + b: i for i, (a, b) in enumerate(merges)}
+    for piece, _ in learnt:
+        tokens.append(piece)
+        types.append(1)
+        scores.append(-float(rank.get(piece, -1) + 1) if piece in rank else 0.0)
+    vocab = {t: i for i, t in enumerate(tokens)}
+    ref = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>",
+                               byte_fallback=True, fuse_unk=True))  # fmt: skip
+    ref.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    ref.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    from tokenizers import AddedToken
+
+    ref.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<s>", "</s>")])
+    return ref, tokens, scores, types
+
+
+def write_spm_gguf(model: Model, path: Path, tokens, scores, types) -> Path:
+    """A GGUF with a SentencePiece vocabulary (tokenizer.ggml.model = "llama")."""
+    import gguf
+
+    cfg = model.config
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(cfg.rope_theta)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_add_bos_token(True)
+    for name, arr in model.tensors().items():
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if name.endswith("q_proj.weight"):
+            arr = llama_cpp_permute(arr, cfg.num_attention_heads)
+        elif name.endswith("k_proj.weight"):
+            arr = llama_cpp_permute(arr, cfg.num_key_value_heads)
+        w.add_tensor(gguf_name(name), arr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

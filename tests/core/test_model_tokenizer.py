@@ -134,3 +134,38 @@ def test_a_tokenizer_json_that_does_not_fit_the_vocabulary_is_refused(trained, t
         load_model(path)
     assert "tokenizer.json does not match the model" in str(info.value)
     assert f"{tok.get_vocab_size():,} tokens" in str(info.value) and "8,193" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def spm(tmp_path_factory):
+    from byom_helpers import llama2_style_tokenizer, write_spm_gguf
+
+    ref, tokens, scores, types = llama2_style_tokenizer()
+    model = family_model("llama2", len(tokens))
+    path = write_spm_gguf(model, tmp_path_factory.mktemp("spm") / "llama2.gguf", tokens,
+                          scores, types)  # fmt: skip
+    return ref, load_model(path)
+
+
+@SETTINGS
+@given(text=TEXT)
+def test_gguf_sentencepiece_vocabulary_tokenizes_as_tokenizers_does(text, spm):
+    """Llama 2's kind of vocabulary: pieces + scores + byte tokens, rebuilt into a BPE,
+    against a Llama-2-style tokenizer.json made with ``tokenizers`` from the same
+    training (spaces as ▁, one in front, byte fallback for unseen characters)."""
+    ref, model = spm
+    tok = model.tokenizer
+    want = ref.encode(text, add_special_tokens=False).ids
+    assert tok.encode_ordinary(text) == want
+    assert tok.decode_bytes(want) == ((" " + text).encode() if text else b"")
+
+
+def test_sentencepiece_gguf_bos_and_byte_tokens(spm):
+    _, model = spm
+    tok = model.tokenizer
+    assert tok.prefix() == [1] and tok.eot_token == 2  # tokenizer.ggml.add_bos_token true
+    ids = tok.encode_ordinary("☃")  # never seen in training: three byte tokens
+    assert [tok.decode_single_token_bytes(i) for i in ids][-3:] == [
+        bytes([b]) for b in "☃".encode()
+    ]
+    assert tok.description.startswith("GGUF vocabulary (SentencePiece")
