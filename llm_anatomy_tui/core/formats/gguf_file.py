@@ -254,10 +254,10 @@ def load_gguf(
         tensors[name] = arr
         types[name] = qtype.name
     tokenizer = _tokenizer(reader, config, path)
-    title = _scalar(reader, "general.name") or path.stem
-    notes = ()
+    title = _scalar(reader, "general.name")
+    notes: tuple[str, ...] = (f"general.name: {title}",) if title else ()
     if config.trained_context is not None:
-        notes = (
+        notes += (
             f"context cut from {config.trained_context:,} to "
             f"{config.max_position_embeddings:,} tokens",
         )
@@ -265,7 +265,7 @@ def load_gguf(
         path=path,
         format="gguf",
         architecture=FAMILIES[config.model_type],
-        display_name=str(title),
+        display_name=path.stem,
         tensor_types=types,
         tokenizer=tokenizer.description,
         chat_template=tokenizer.chat_template,
