@@ -85,8 +85,8 @@ def __getattr__(name: str) -> Any:
 LAYER_TRACE_KEYS: dict[str, str] = {
     "resid_in": "[T, d] residual stream entering the block",
     "attn_norm": "[T, d] RMSNorm(resid_in) — the attention's input",
-    "q": "[H, T, D] queries before RoPE",
-    "k": "[Hkv, T, D] keys before RoPE",
+    "q": "[H, T, D] queries before RoPE (+ bias for Qwen2, per-head RMSNorm for Qwen3)",
+    "k": "[Hkv, T, D] keys before RoPE (likewise)",
     "v": "[Hkv, T, D] values (never rotated)",
     "q_rope": "[H, T, D] queries after RoPE",
     "k_rope": "[Hkv, T, D] keys after RoPE",
@@ -260,8 +260,6 @@ def _forward(
 ) -> np.ndarray:
     start = cache.length if cache is not None else 0
     ids = check_tokens(model, tokens, start)
-    if ids.size == 1 and cache is not None and trace is None:
-        return _decode_token(model, int(ids[0]), cache)[None, :]  # [1, V]
     cfg = model.config
     positions = np.arange(start, start + ids.size)
     cos, sin = model.rope_tables(positions)
