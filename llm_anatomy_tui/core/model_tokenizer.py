@@ -110,6 +110,14 @@ class ModelTokenizer:
             raise KeyError(text)
         return i
 
+    def pre_tokenize(self, text: str) -> list[str]:
+        """The pieces the pre-tokenizer cuts ``text`` into before any BPE merge, in the
+        vocabulary's own spelling (byte-level ``Ġ`` or ``▁`` for a space)."""
+        normalized = self._tok.normalizer.normalize_str(text) if self._tok.normalizer else text
+        if self._tok.pre_tokenizer is None:
+            return [normalized] if normalized else []
+        return [piece for piece, _ in self._tok.pre_tokenizer.pre_tokenize_str(normalized)]
+
     def prefix(self) -> list[int]:
         """The tokens a prompt starts with: ``[bos]`` if the model adds BOS, else []."""
         return [self.bos_token] if self.add_bos and self.bos_token is not None else []
@@ -254,7 +262,13 @@ GGUF_PRE_TOKENIZERS: dict[str, tuple[str, ...]] = {
     ),
 }
 GGUF_PRE_TOKENIZERS["llama3"] = GGUF_PRE_TOKENIZERS["llama-bpe"]
-GGUF_PRE_TOKENIZERS["default"] = GGUF_PRE_TOKENIZERS["gpt2"]
+# a file without tokenizer.ggml.pre gets llama.cpp's default sequence
+GGUF_PRE_TOKENIZERS["default"] = (
+    r"[\p{P}\$\+<=>\^~\|]+",
+    _GPT2,
+    r"\p{N}+",
+    r"[0-9][0-9][0-9]",
+)
 
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4  # llama.cpp token types
 

@@ -169,3 +169,13 @@ def test_sentencepiece_gguf_bos_and_byte_tokens(spm):
         bytes([b]) for b in "☃".encode()
     ]
     assert tok.description.startswith("GGUF vocabulary (SentencePiece")
+
+
+def test_a_gguf_without_pre_tokenizer_name_splits_as_llama_cpp_default(trained, tmp_path):
+    """llama.cpp's default sequence — punctuation runs, GPT-2's regex, digit runs, then
+    groups of three digits — each applied to the pieces the previous one left
+    (pieces worked out by hand from those four patterns)."""
+    tok = trained["gpt2"]
+    model = family_model("smollm", tok.get_vocab_size())
+    loaded = load_tokenizer(write_gguf(model, tmp_path / "d.gguf", tok, pre="default"))
+    assert loaded.pre_tokenize("a+b 1234") == ["a", "+", "b", "Ġ", "123", "4"]  # Ġ: space

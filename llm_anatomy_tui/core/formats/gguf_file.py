@@ -256,6 +256,8 @@ def load_gguf(
     tokenizer = _tokenizer(reader, config, path)
     title = _scalar(reader, "general.name")
     notes: tuple[str, ...] = (f"general.name: {title}",) if title else ()
+    if inv_freq is not None:
+        notes += ("RoPE speeds divided by the file's rope_freqs (Llama 3.1 scaling)",)
     if config.trained_context is not None:
         notes += (
             f"context cut from {config.trained_context:,} to "
