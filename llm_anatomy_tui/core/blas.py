@@ -17,16 +17,23 @@ and on all, keeps an average of each, uses the faster, and re-tries the other ev
 :attr:`ThreadChooser.EXPLORE_EVERY` steps so it follows the machine's load.
 :func:`limit` applies a choice for the duration of a ``with`` block.
 
-The thread count is set through ``threadpoolctl`` (the library scikit-learn uses for the
-same job): it finds numpy's BLAS whatever its build (OpenBLAS, MKL, BLIS …). The setting
-is process wide and BLAS has no per-thread one, so overlapping sections from several
-Python threads are counted: while any section asks for fewer threads, that many are used,
-and the default comes back when the last section ends — never left lowered by accident.
+``threadpoolctl`` (the library scikit-learn uses for the same job) finds numpy's BLAS
+library, whatever its build and file name. The count itself is set through OpenBLAS's own
+``openblas_set_num_threads`` symbol in that library, not through threadpoolctl's setter:
+threadpoolctl 3.8 lets only the first Python thread that set a limit change OpenBLAS's
+(a guard against threads fighting), and this app sets limits from worker threads — with
+its setter, a worker's "one thread" was silently ignored (measured: 2 threads inside the
+worker's section; ``tests/core/test_blas.py`` checks a worker's limit holds). The setting
+is process wide and OpenBLAS has no per-thread one, so overlapping sections from several
+Python threads are counted here instead: while any section asks for fewer threads, that
+many are used, and the default comes back when the last section ends — never left
+lowered by accident. A BLAS other than OpenBLAS is left alone (``threads()`` is None).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from collections.abc import Iterator
 
@@ -38,46 +45,57 @@ MULTI_THREAD_LARGE_MODELS = True
 
 
 class BlasThreads:
-    """Counted, process-wide limits on numpy's BLAS thread count."""
+    """Counted, process-wide limits on numpy's OpenBLAS thread count."""
+
+    _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                "openblas_set_num_threads64_", "openblas_set_num_threads")  # fmt: skip
+    _GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                "openblas_get_num_threads64_", "openblas_get_num_threads")  # fmt: skip
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._limits: list[int] = []  # one entry per open section
-        self._controller = None
+        self._set = self._get = None
         self._default: int | None = None
+        self._current: int | None = None
         self._loaded = False
 
     def _load(self) -> None:
         self._loaded = True
+        import numpy  # noqa: F401  (its BLAS must be loaded before we look for it)
+
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - a declared dependency
             return
-        import numpy  # noqa: F401  (its BLAS must be loaded before we look for it)
-
-        controller = ThreadpoolController().select(user_api="blas")
-        if controller.lib_controllers:
-            self._controller = controller
-            self._default = max(c.num_threads for c in controller.lib_controllers)
+        for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+            try:
+                dll = ctypes.CDLL(lib.filepath)
+            except OSError:
+                continue
+            setter = next((getattr(dll, n) for n in self._SETTERS if hasattr(dll, n)), None)
+            getter = next((getattr(dll, n) for n in self._GETTERS if hasattr(dll, n)), None)
+            if setter is not None and getter is not None:
+                self._set, self._get = setter, getter
+                self._default = self._current = int(getter())
+                return
 
     def _apply(self) -> None:
         want = min(self._limits) if self._limits else self._default
-        if self._controller is not None and want is not None:
-            for lib in self._controller.lib_controllers:
-                lib.set_num_threads(want)
+        if self._set is not None and want is not None and want != self._current:
+            self._set(want)
+            self._current = want
 
     def threads(self) -> int | None:
-        """BLAS's current thread count, or None if it cannot be controlled here."""
+        """OpenBLAS's current thread count, or None if it cannot be controlled here."""
         with self._lock:
             if not self._loaded:
                 self._load()
-            if self._controller is None:
-                return None
-            return max(c.num_threads for c in self._controller.lib_controllers)
+            return None if self._get is None else int(self._get())
 
     @property
     def default(self) -> int | None:
-        """The thread count BLAS had before any section (None: cannot be controlled)."""
+        """The thread count OpenBLAS had before any section (None: cannot be controlled)."""
         self.threads()
         return self._default
 

@@ -64,3 +64,25 @@ def test_a_much_slower_option_is_retried_less_often():
         c.record(t, 0.01 if t == 1 else 0.10)
     assert 1 <= picks.count(None) <= 2  # every 16 x 10 steps
     assert c.best() == 1
+
+
+def test_a_limit_set_in_a_worker_thread_holds():
+    """The app runs the model in worker threads: their limits must apply (threadpoolctl's
+    own OpenBLAS setter ignores every thread but the first that used it)."""
+    import threading
+
+    default = BLAS.threads()
+    with blas.limit(1):  # the main thread sets a limit first
+        pass
+    seen = []
+
+    def work() -> None:
+        with blas.limit(1):
+            seen.append(BLAS.threads())
+        seen.append(BLAS.threads())
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if default is not None:
+        assert seen == [1, default]
