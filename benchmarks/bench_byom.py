@@ -12,7 +12,7 @@ Each model is measured in a fresh Python process, so "peak RSS" is that model's 
 
 - **open → ready**: from calling ``formats.open_model`` (memory check, read, dequantize,
   tokenizer) to the first next-token logits of a prompt (prefill done), and to the first
-  cached decode step (a large model builds its column-major decode copies then);
+  cached decode step;
 - **decode**: cached greedy decode, tokens/s (median of 3 runs of N tokens), with the
   default BLAS threads (a large model's measured choice, ``core.blas.ThreadChooser``)
   and forced to one thread, and the weight bytes each step streams

@@ -10,7 +10,7 @@ q/k/v projections, Qwen3 RMS-normalises each query and key head before RoPE.
 
 :func:`forward` runs any number of tokens (with an optional KV cache and trace); one
 cached token without a trace takes the lean path :func:`decode_token`. Large models
-decode from column-major copies of their matrices (:func:`decode_layout`).
+decode from column-major storage of their matrices (:func:`decode_layout`).
 
 Everything else has its own module: the weights container (:mod:`.weights`), reading
 and writing model files (:mod:`.formats`), the KV cache (:mod:`.kv_cache`), BLAS thread

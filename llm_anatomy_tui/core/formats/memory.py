@@ -57,8 +57,8 @@ def available_memory() -> int | None:
 
 
 def estimate_memory(config: LlamaConfig, path: Path | None = None) -> MemoryEstimate:
-    """What loading ``config``'s model takes: float32 weights, the decode copies of a
-    large model, a full KV cache, and the file itself mapped while it is converted."""
+    """What loading ``config``'s model takes: float32 weights, the largest matrix twice
+    while it is fused, a full KV cache, and the file itself mapped while it is read."""
     weights = config.parameter_count() * 4
     # while fusing, one matrix exists twice (its parts and the fused copy)
     d = config.hidden_size
