@@ -26,13 +26,24 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from . import blas, weights
 from .blas import one_blas_thread
 from .config import ConfigError, LlamaConfig
+
+# Re-exported: the names other modules have always imported from here.
+from .formats import (
+    CONFIG_FILE,
+    DEFAULT_MODEL_NAME,
+    WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
+    default_model_dir,
+    load_model,
+    read_safetensors,
+    save_model,
+)
 from .kv_cache import ContextOverflowError, KVCache, LayerKV
 from .ops import (
     apply_rope,
@@ -46,38 +57,12 @@ from .ops import (
 from .weights import Layer, Model, ModelLoadError, expected_shapes, init_random
 
 __all__ = [
-    "LAYER_TRACE_KEYS",
-    "ConfigError",
-    "ContextOverflowError",
-    "KVCache",
-    "Layer",
-    "LayerKV",
-    "Model",
-    "ModelLoadError",
-    "Trace",
-    "check_tokens",
-    "decode_layout",
-    "decode_token",
-    "expected_shapes",
-    "forward",
-    "init_random",
-    "logit_lens",
-    "one_blas_thread",
-]  # fmt: skip (plus, on first use, the file names of .formats: see __getattr__)
-
-# Names re-exported from .formats, imported on first use (.formats imports this module).
-_FORMATS_NAMES = {
-    "CONFIG_FILE", "WEIGHTS_FILE", "WEIGHTS_INDEX_FILE", "DEFAULT_MODEL_NAME",
-    "default_model_dir", "load_model", "read_safetensors", "save_model",
-}  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FORMATS_NAMES:
-        from . import formats
-
-        return getattr(formats, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    "CONFIG_FILE", "DEFAULT_MODEL_NAME", "LAYER_TRACE_KEYS", "WEIGHTS_FILE",
+    "WEIGHTS_INDEX_FILE", "ConfigError", "ContextOverflowError", "KVCache", "Layer",
+    "LayerKV", "Model", "ModelLoadError", "Trace", "check_tokens", "decode_layout",
+    "decode_token", "default_model_dir", "expected_shapes", "forward", "init_random",
+    "load_model", "logit_lens", "one_blas_thread", "read_safetensors", "save_model",
+]  # fmt: skip
 
 
 # -- trace -------------------------------------------------------------------------------
