@@ -90,7 +90,10 @@ def _reader(path: Path) -> Any:
             return arr.view(arr.dtype.newbyteorder(order))
 
     try:
-        return Reader(str(path), "r")
+        try:
+            return Reader(str(path), "r")
+        except (TypeError, AttributeError):  # a gguf version whose internals differ
+            return gguf.GGUFReader(str(path), "r")
     except FileNotFoundError:
         raise ModelLoadError(f"model file not found: {path}") from None
     except ValueError as exc:
