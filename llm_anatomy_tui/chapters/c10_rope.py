@@ -75,6 +75,7 @@ class RopeScreen(ChapterScreen):
         self._labels: list[str] = []
         self._vectors: LayerVectors | None = None
         self._vector_tokens: tuple[int, ...] = ()
+        self._shown: dict[str, object] = {}
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="rope-body"):
@@ -105,12 +106,12 @@ class RopeScreen(ChapterScreen):
     def session_changed(self, changes: frozenset[str]) -> None:
         s = self.session
         if s.model is None or not s.tokenizer_state.ready:
-            self._status.update(Text("Waiting for the model and tokenizer…", style="italic"))
+            self._set_status(Text("Waiting for the model and tokenizer…", style="italic"))
             return
         try:
             enc = s.encoding("model")
         except NotReady as exc:
-            self._status.update(Text(str(exc)))
+            self._set_status(Text(str(exc)))
             return
         gen = s.current_generation
         if gen is not None:
@@ -145,7 +146,7 @@ class RopeScreen(ChapterScreen):
                      then=self._got_vectors, inline=len(self.tokens) <= INLINE_TOKENS,
                      on_error=self._say)  # fmt: skip
         if self.is_computing("vectors"):
-            self._status.update(Text(f"Running {len(self.tokens)} tokens through layer "
+            self._set_status(Text(f"Running {len(self.tokens)} tokens through layer "
                                      f"{sel.layer}…", style="italic"))  # fmt: skip
 
     def _got_vectors(self, value: tuple[tuple[int, ...], LayerVectors]) -> None:
@@ -157,7 +158,12 @@ class RopeScreen(ChapterScreen):
         self._draw()
 
     def _say(self, message: str) -> None:
-        self._status.update(Text(message, style="bold"))
+        self._set_status(Text(message, style="bold"))
+
+    def _set_status(self, text: Text) -> None:
+        """A status line not drawn from the view (waiting, running, an error)."""
+        self._shown.pop("#rope-status", None)
+        self._status.update(text)
 
     # -- drawing -----------------------------------------------------------------------------
 
@@ -170,23 +176,40 @@ class RopeScreen(ChapterScreen):
             return
         view = rope_view(model.config, vectors, self._labels, self.selection)
         self.view = view
-        self._status.update(Text(view.status + "   (m/k move · o shift · . , turn)"))
-        self.query_one("#rope-dials", Static).update(_dials(view))
-        self.query_one("#rope-proof", Static).update(_proof(view))
-        self.query_one("#rope-v", Static).update(Text("\n".join(view.v_lines)))
+        self._put("#rope-status", view.status,
+                  lambda: Text(view.status + "   (m/k move · o shift · . , turn)"))
+        dial_key = (view.selection.position, tuple((d.pair, tuple(d.lines), tuple(d.caption))
+                                                    for d in view.dials))
+        self._put("#rope-dials", dial_key, lambda: _dials(view), fixed=True)
+        self._put("#rope-proof", (tuple(view.proof_rows), view.proof_note), lambda: _proof(view))
+        self._put("#rope-v", tuple(view.v_lines), lambda: Text("\n".join(view.v_lines)))
         n = len(view.freq_rows)
-        self.query_one("#rope-freq-title", Static).update(Text.assemble(
+        self._put("#rope-freq-title", (view.head_dim, n), lambda: Text.assemble(
             (f"Every pair of a {view.head_dim}-wide head ", "bold"),
             (f"({n} rows; scroll to see them all)" if n > 8 else "", "italic"),
         ))  # fmt: skip
-        self.query_one("#rope-freqs", Static).update(_table(view.freq_header, view.freq_rows))
-        self.query_one("#rope-scaling", Static).update(Group(
+        self._put("#rope-freqs", (view.freq_header, tuple(view.freq_rows)),
+                  lambda: _table(view.freq_header, view.freq_rows), fixed=True)
+        self._put("#rope-scaling", (view.scaling_title, tuple(view.scaling_rows),
+                                    tuple(view.notes)), lambda: Group(
             Text(view.scaling_title),
             _table(("pair", "λ before", "λ after", "ratio"), view.scaling_rows),
             *(Text(note, style="italic") for note in view.notes),
         ))  # fmt: skip
-        conv = _table(("layout", "pairs", "used by"), view.convention_rows, wrap_last=True)
-        self.query_one("#rope-conv", Static).update(Group(conv, Text(view.convention_example)))
+        self._put("#rope-conv", view.convention_example, lambda: Group(
+            _table(("layout", "pairs", "used by"), view.convention_rows, wrap_last=True),
+            Text(view.convention_example),
+        ))  # fmt: skip
+
+    def _put(self, selector: str, key: object, make, fixed: bool = False) -> None:  # noqa: ANN001
+        """Update a Static only when what it shows changed; ``fixed``: its height cannot
+        change with the selection, so no layout pass is needed after the first paint (a
+        layout of the whole column costs more than the rest of a keystroke)."""
+        if self._shown.get(selector) == key:
+            return
+        first = selector not in self._shown
+        self._shown[selector] = key
+        self.query_one(selector, Static).update(make(), layout=first or not fixed)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -253,7 +276,7 @@ def _proof(view: RopeView) -> Group:
     if view.proof is None:
         return Group(Text(view.proof_note, style="bold"))
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("positions (m, n)", no_wrap=True)
+    table.add_column("q and k", no_wrap=True)
     table.add_column("q·k/√D", justify="right", no_wrap=True)
     table.add_column("", overflow="fold")
     for label, score, note in view.proof_rows:

@@ -257,7 +257,6 @@ class BlockScreen(ChapterScreen):
         if self.session.model is None:
             self.notify("The model is not loaded yet.", severity="warning", timeout=3)
             return
-        self._follow = True
         self.compute_generation("step", step_once, then=self._stepped, on_error=self._say)
 
     def _stepped(self, message: str | None) -> None:

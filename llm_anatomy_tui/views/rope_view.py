@@ -177,8 +177,20 @@ def _pair_speed(i: int, n_pairs: int) -> str:
 
 
 def _scaling_table(freqs: RopeFrequencies) -> list[tuple[str, str, str, str]]:
+    """Wavelengths before and after scaling for the pairs that tell the story: the
+    fastest, the last one left alone, the blended band's ends, the first fully scaled,
+    the slowest."""
+    ratio = freqs.wavelength / freqs.base_wavelength
+    factor = float(ratio.max())
+    kept = np.flatnonzero(np.isclose(ratio, 1.0))
+    full = np.flatnonzero(np.isclose(ratio, factor))
+    blended = np.flatnonzero(~np.isclose(ratio, 1.0) & ~np.isclose(ratio, factor))
+    picks = {0, freqs.n_pairs - 1}
+    for group in (kept, blended, full):
+        if group.size:
+            picks |= {int(group[0]), int(group[-1])}
     rows = []
-    for i in pick_pairs(freqs.n_pairs, 6):
+    for i in sorted(picks):
         base, now = freqs.base_wavelength[i], freqs.wavelength[i]
         rows.append((str(i), fmt_sig(base), fmt_sig(now), f"×{now / base:.3g}"))
     return rows
@@ -276,8 +288,8 @@ def rope_view(
              f"differs by {diff_text(proof.shift_difference)}: same offset {m - n}"),
             (f"only q moved: ({m + s}, {n})", f"{proof.score_query_only:+.4f}",
              f"differs by {diff_text(proof.query_only_difference)}: offset now {m + s - n}"),
-            ("interleaved layout, dims permuted", f"{proof.score_interleaved:+.4f}",
-             f"differs by {diff_text(abs(proof.score_interleaved - sc))}: llama.cpp's layout"),
+            ("interleaved (dims permuted)", f"{proof.score_interleaved:+.4f}",
+             f"differs by {diff_text(abs(proof.score_interleaved - sc))} (llama.cpp)"),
         ]  # fmt: skip
         lo, hi = shift_range(m, n, context)
         proof_note = (
