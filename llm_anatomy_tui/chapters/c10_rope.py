@@ -1,7 +1,8 @@
 """Chapter 10: rotary position embedding, checked on the real q and k.
 
-The model's q, k and v of one layer come from the core (:func:`~..core.rope_inspect.layer_vectors`,
-through the one compute path: inline for short contexts, in a worker for long ones);
+The model's q, k and v of every layer come from the core in one pass
+(:func:`~..core.rope_inspect.all_layer_vectors`, through the one compute path: inline when
+the pass is cheap, in a worker otherwise), so changing layer only redraws;
 everything printed is built by :func:`~..views.rope_view.rope_view` from them and the
 reader's selection, which is cheap, so moving a cursor repaints in its own frame.
 """
@@ -19,14 +20,15 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ..core.attention_tracker import token_labels
-from ..core.rope_inspect import LayerVectors, layer_vectors
+from ..core.rope_inspect import LayerVectors, all_layer_vectors
 from ..core.session import NotReady
 from ..views.rope_view import RopeSelection, RopeView, clamp_selection, rope_view
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
 
-INLINE_TOKENS = 64
-"""Contexts up to this many tokens get their q/k/v inline (a few ms); longer ones in a worker."""
+INLINE_MACS = 150_000_000
+"""A pass of at most this many multiply-adds (≈ tokens × parameters; ~10 ms) runs inline,
+a longer one in a worker: measured in work, not tokens, so a large model never blocks."""
 
 LEAD = (
     "RoPE gives attention a sense of order without adding anything to the token vectors: "
@@ -46,6 +48,7 @@ class RopeScreen(ChapterScreen):
     CSS_PATH = "c10_rope.tcss"
     NEEDS_MODEL = True
     AUTO_FOCUS = "#rope-body"
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         _bind("m", "query(1)", "Query", "query-next", "Next query token (position m)"),
         _bind("M", "query(-1)", "Query back", "query-prev", "Previous query token", False),
@@ -73,7 +76,8 @@ class RopeScreen(ChapterScreen):
         self.tokens: tuple[int, ...] = ()
         """The context the vectors were computed for (the prompt, or the shared generation)."""
         self._labels: list[str] = []
-        self._vectors: LayerVectors | None = None
+        self._vectors: list[LayerVectors] = []
+        """q, k, v of every layer for :attr:`_vector_tokens` (one pass, so l/L only redraw)."""
         self._vector_tokens: tuple[int, ...] = ()
         self._shown: dict[str, object] = {}
 
@@ -138,18 +142,17 @@ class RopeScreen(ChapterScreen):
         sel = clamp_selection(self.selection, cfg.num_hidden_layers, cfg.num_attention_heads,
                               len(self.tokens), cfg.max_position_embeddings)  # fmt: skip
         self.selection = sel
-        have = self._vectors
-        if have is not None and have.layer == sel.layer and self._vector_tokens == self.tokens:
+        if self._vectors and self._vector_tokens == self.tokens:
             self._draw()
             return
-        self.compute("vectors", _vectors_for, model, self.tokens, sel.layer,
-                     then=self._got_vectors, inline=len(self.tokens) <= INLINE_TOKENS,
+        self.compute("vectors", _vectors_for, model, self.tokens,
+                     then=self._got_vectors, inline=len(self.tokens) * cfg.parameter_count() <= INLINE_MACS,
                      on_error=self._say)  # fmt: skip
         if self.is_computing("vectors"):
-            self._set_status(Text(f"Running {len(self.tokens)} tokens through layer "
-                                     f"{sel.layer}…", style="italic"))  # fmt: skip
+            self._set_status(Text(f"Running {len(self.tokens)} tokens through the model…",
+                                  style="italic"))  # fmt: skip
 
-    def _got_vectors(self, value: tuple[tuple[int, ...], LayerVectors]) -> None:
+    def _got_vectors(self, value: tuple[tuple[int, ...], list[LayerVectors]]) -> None:
         tokens, vectors = value
         if tokens != self.tokens:
             return
@@ -168,12 +171,10 @@ class RopeScreen(ChapterScreen):
     # -- drawing -----------------------------------------------------------------------------
 
     def _draw(self) -> None:
-        model, vectors = self.session.model, self._vectors
-        if model is None or vectors is None:
+        model = self.session.model
+        if model is None or not self._vectors or self._vector_tokens != self.tokens:
             return
-        if vectors.layer != self.selection.layer:
-            self._request_vectors()
-            return
+        vectors = self._vectors[self.selection.layer]
         view = rope_view(model.config, vectors, self._labels, self.selection)
         self.view = view
         self._put("#rope-status", view.status,
@@ -211,6 +212,14 @@ class RopeScreen(ChapterScreen):
         self._shown[selector] = key
         self.query_one(selector, Static).update(make(), layout=first or not fixed)
 
+    def action_focus_prompt(self) -> None:
+        self.add_class("-prompt-open")  # below 30 rows the prompt bar shows only while typing
+        super().action_focus_prompt()
+
+    def action_leave_prompt(self) -> None:
+        self.remove_class("-prompt-open")
+        super().action_leave_prompt()
+
     # -- actions -----------------------------------------------------------------------------
 
     def _move(self, **changes: int) -> None:
@@ -244,8 +253,8 @@ class RopeScreen(ChapterScreen):
         self._move(head=self.selection.head + step)
 
 
-def _vectors_for(model, tokens: tuple[int, ...], layer: int):  # noqa: ANN001, ANN202
-    return tokens, layer_vectors(model, tokens, layer)
+def _vectors_for(model, tokens: tuple[int, ...]):  # noqa: ANN001, ANN202
+    return tokens, all_layer_vectors(model, tokens)
 
 
 def _table(header, rows, wrap_last: bool = False) -> Table:  # noqa: ANN001

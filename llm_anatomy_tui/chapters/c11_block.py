@@ -35,8 +35,16 @@ from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
 from .generation_common import step_once
 
-INLINE_TOKENS = 8
-"""Contexts up to this many tokens get their lens inline; longer ones in a worker."""
+INLINE_MACS = 150_000_000
+"""Lens work of at most this many multiply-adds (~10 ms) runs inline, more in a worker."""
+
+
+def lens_macs(config, n_tokens: int, n_new: int) -> int:  # noqa: ANN001
+    """Multiply-adds of a lens: the forward pass over every token, plus the head on every
+    stage of the positions not read before."""
+    stages = 1 + 2 * config.num_hidden_layers
+    head = stages * config.vocab_size * config.hidden_size
+    return n_tokens * config.parameter_count() + n_new * head
 
 LEAD = (
     "Every block reads the residual stream, computes something, and adds it back: "
@@ -63,6 +71,7 @@ class BlockScreen(ChapterScreen):
     CSS_PATH = "c11_block.tcss"
     NEEDS_MODEL = True
     AUTO_FOCUS = "#block-body"
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         _bind("full_stop", "position(1)", "Position", "pos-next", "Next position of the context"),
         _bind("comma", "position(-1)", "Back", "pos-prev", "Previous position", False),
@@ -91,6 +100,7 @@ class BlockScreen(ChapterScreen):
         self._labels: list[str] = []
         self._follow = True
         self._lens_model: object | None = None
+        self._table_shape: tuple[int, bool] | None = None
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="block-body"):
@@ -143,7 +153,9 @@ class BlockScreen(ChapterScreen):
         self._draw_diagram()
         previous = self.lens if self.lens is not None and self._same_model() else None
         self._lens_model = s.model
-        long = len(tokens) > INLINE_TOKENS
+        reused = previous.n_positions if previous is not None and tokens[
+            : previous.n_positions] == previous.tokens else 0  # fmt: skip
+        long = lens_macs(s.model.config, len(tokens), len(tokens) - reused) > INLINE_MACS
         self.compute("lens", _lens, s.model, tokens, previous, then=self._got_lens,
                      inline=not long, on_error=self._say,
                      on_progress=self._progress if long else None)  # fmt: skip
@@ -194,7 +206,11 @@ class BlockScreen(ChapterScreen):
         ))  # fmt: skip
         line = position_line(lens, t, self._labels, self.n_prompt, self._label)
         self.query_one("#block-position", Static).update(Text(line))
-        self.query_one("#block-lens", Static).update(_lens_table(self.rows, wide))
+        # the table has one row per stage whatever the position: no layout pass needed
+        table = self.query_one("#block-lens", Static)
+        shape = (len(self.rows), wide)
+        table.update(_lens_table(self.rows, wide), layout=shape != self._table_shape)
+        self._table_shape = shape
 
     def _draw_diagram(self) -> None:
         chain = Text()
@@ -206,7 +222,6 @@ class BlockScreen(ChapterScreen):
                 chain.append(f"▶{label}", style="reverse bold")
             else:
                 chain.append(label)
-        chain.append(" → next block", style="dim")
         self.query_one("#block-diagram", Static).update(chain)
         model = self.session.model
         part = BLOCK_PARTS[self.part]
@@ -236,6 +251,14 @@ class BlockScreen(ChapterScreen):
 
     def on_resize(self) -> None:
         self._draw_lens()
+
+    def action_focus_prompt(self) -> None:
+        self.add_class("-prompt-open")  # below 30 rows the prompt bar shows only while typing
+        super().action_focus_prompt()
+
+    def action_leave_prompt(self) -> None:
+        self.remove_class("-prompt-open")
+        super().action_leave_prompt()
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -325,7 +325,7 @@ class LayerVectors:
     v: np.ndarray  # [Hkv, T, D] never rotated
     q_rope: np.ndarray  # [H, T, D]
     k_rope: np.ndarray  # [Hkv, T, D]
-    scores: np.ndarray  # [H, T, T] q·k/√D before the mask
+    scores: np.ndarray | None  # [H, T, T] q·k/√D before the mask (None: not kept)
 
 
 def layer_vectors(model: Any, tokens: Any, layer: int) -> LayerVectors:
@@ -347,3 +347,21 @@ def layer_vectors(model: Any, tokens: Any, layer: int) -> LayerVectors:
     return LayerVectors(
         layer, rec["q"], rec["k"], rec["v"], rec["q_rope"], rec["k_rope"], rec["scores"]
     )
+
+
+def all_layer_vectors(model: Any, tokens: Any) -> list[LayerVectors]:
+    """:class:`LayerVectors` of every layer from one pass (scores not kept: at a long
+    context they are the largest arrays, and the chapter recomputes the one it shows)."""
+    from .model import check_tokens, decoder_block, one_blas_thread
+
+    ids = check_tokens(model, tokens)
+    cos, sin = model.rope_tables(np.arange(ids.size))
+    x = model.embed[ids]
+    out = []
+    with one_blas_thread():
+        for i, layer in enumerate(model.layers):
+            rec: dict[str, np.ndarray] = {}
+            x = decoder_block(x, layer, model.config, cos, sin, None, rec)
+            out.append(LayerVectors(i, rec["q"], rec["k"], rec["v"], rec["q_rope"],
+                                    rec["k_rope"], None))  # fmt: skip
+    return out
