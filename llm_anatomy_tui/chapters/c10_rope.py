@@ -25,6 +25,10 @@ from ..core.session import NotReady
 from ..views.rope_view import RopeSelection, RopeView, clamp_selection, rope_view
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
+from .repaint import Painter
+
+DIAL_LINES = 11
+"""Height of the arrows panel: 5 dial rows, 4 caption rows, 2 lines below."""
 
 INLINE_MACS = 150_000_000
 """A pass of at most this many multiply-adds (≈ tokens × parameters; ~10 ms) runs inline,
@@ -79,7 +83,8 @@ class RopeScreen(ChapterScreen):
         self._vectors: list[LayerVectors] = []
         """q, k, v of every layer for :attr:`_vector_tokens` (one pass, so l/L only redraw)."""
         self._vector_tokens: tuple[int, ...] = ()
-        self._shown: dict[str, object] = {}
+        self._paint = Painter(self)
+        self._notice_text = ""
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="rope-body"):
@@ -102,7 +107,6 @@ class RopeScreen(ChapterScreen):
             yield Static(id="rope-conv")
 
     def on_mount(self) -> None:
-        self._status = self.query_one("#rope-status", Static)
         self._notice = self.query_one("#rope-notice", Static)
 
     # -- data ------------------------------------------------------------------------------
@@ -123,8 +127,10 @@ class RopeScreen(ChapterScreen):
         else:
             ids, notice = s.context_ids(enc, s.model.config.max_position_embeddings)
             tokens = tuple(ids)
-        self._notice.update(Text(notice, style="italic"))
-        self._notice.display = bool(notice)
+        if notice != self._notice_text:
+            self._notice_text = notice
+            self._notice.update(Text(notice, style="italic"))
+            self._notice.display = bool(notice)
         if tokens != self.tokens:
             self.tokens = tokens
             self._labels = token_labels(enc, tokens)
@@ -165,8 +171,7 @@ class RopeScreen(ChapterScreen):
 
     def _set_status(self, text: Text) -> None:
         """A status line not drawn from the view (waiting, running, an error)."""
-        self._shown.pop("#rope-status", None)
-        self._status.update(text)
+        self._paint.put("#rope-status", text.plain, lambda: text)
 
     # -- drawing -----------------------------------------------------------------------------
 
@@ -177,40 +182,32 @@ class RopeScreen(ChapterScreen):
         vectors = self._vectors[self.selection.layer]
         view = rope_view(model.config, vectors, self._labels, self.selection)
         self.view = view
-        self._put("#rope-status", view.status,
-                  lambda: Text(view.status + "   (m/k move · o shift · . , turn)"))
-        dial_key = (view.selection.position, tuple((d.pair, tuple(d.lines), tuple(d.caption))
-                                                    for d in view.dials))
-        self._put("#rope-dials", dial_key, lambda: _dials(view), fixed=True)
-        self._put("#rope-proof", (tuple(view.proof_rows), view.proof_note), lambda: _proof(view))
-        self._put("#rope-v", tuple(view.v_lines), lambda: Text("\n".join(view.v_lines)))
+        status = Text(view.status + "   (m/k move · o shift · . , turn)")
+        self._paint.put("#rope-status", status.plain, lambda: status)
+        dial_key = (view.selection.position, view.at_window_end,
+                    tuple((d.pair, tuple(d.lines), tuple(d.caption)) for d in view.dials))
+        self._paint.put("#rope-dials", dial_key, lambda: _dials(view), lines=DIAL_LINES)
+        self._paint.put("#rope-proof", (tuple(view.proof_rows), view.proof_note),
+                        lambda: _proof(view))  # fmt: skip
+        v_text = Text("\n".join(view.v_lines))
+        self._paint.put("#rope-v", v_text.plain, lambda: v_text)
         n = len(view.freq_rows)
-        self._put("#rope-freq-title", (view.head_dim, n), lambda: Text.assemble(
+        self._paint.put("#rope-freq-title", (view.head_dim, n), lambda: Text.assemble(
             (f"Every pair of a {view.head_dim}-wide head ", "bold"),
             (f"({n} rows; scroll to see them all)" if n > 8 else "", "italic"),
         ))  # fmt: skip
-        self._put("#rope-freqs", (view.freq_header, tuple(view.freq_rows)),
-                  lambda: _table(view.freq_header, view.freq_rows), fixed=True)
-        self._put("#rope-scaling", (view.scaling_title, tuple(view.scaling_rows),
-                                    tuple(view.notes)), lambda: Group(
+        self._paint.put("#rope-freqs", (view.freq_header, tuple(view.freq_rows)),
+                        lambda: _table(view.freq_header, view.freq_rows), lines=n + 1)
+        self._paint.put("#rope-scaling", (view.scaling_title, tuple(view.scaling_rows),
+                                          tuple(view.notes)), lambda: Group(
             Text(view.scaling_title),
             _table(("pair", "λ before", "λ after", "ratio"), view.scaling_rows),
             *(Text(note, style="italic") for note in view.notes),
         ))  # fmt: skip
-        self._put("#rope-conv", view.convention_example, lambda: Group(
+        self._paint.put("#rope-conv", view.convention_example, lambda: Group(
             _table(("layout", "pairs", "used by"), view.convention_rows, wrap_last=True),
             Text(view.convention_example),
         ))  # fmt: skip
-
-    def _put(self, selector: str, key: object, make, fixed: bool = False) -> None:  # noqa: ANN001
-        """Update a Static only when what it shows changed; ``fixed``: its height cannot
-        change with the selection, so no layout pass is needed after the first paint (a
-        layout of the whole column costs more than the rest of a keystroke)."""
-        if self._shown.get(selector) == key:
-            return
-        first = selector not in self._shown
-        self._shown[selector] = key
-        self.query_one(selector, Static).update(make(), layout=first or not fixed)
 
     def action_focus_prompt(self) -> None:
         self.add_class("-prompt-open")  # below 30 rows the prompt bar shows only while typing
@@ -274,10 +271,13 @@ def _dials(view: RopeView) -> Table:
         table.add_column(no_wrap=True)
     table.add_row(*(Text("\n".join(d.lines)) for d in view.dials))
     table.add_row(*(Text("\n".join(d.caption), style="dim") for d in view.dials))
+    p = view.selection.position
+    end = " (the window's end)" if view.at_window_end else ""
     caption = Text(
-        f"Drawn at position {view.selection.position} (. and , turn them; r returns to m). "
-        "Each arrow is one pair of the query's numbers, turned by position × its speed."
-    )
+        f"Drawn at position {p}{end}; . and , turn them, r goes back to m.\n"
+        "Each arrow is one pair of the query's numbers, turned by position × speed.",
+        no_wrap=True, overflow="ellipsis",
+    )  # fmt: skip
     return Group(table, caption)  # type: ignore[return-value]
 
 

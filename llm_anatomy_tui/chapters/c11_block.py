@@ -34,6 +34,7 @@ from ..views.block_view import (
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
 from .generation_common import step_once
+from .repaint import Painter
 
 INLINE_MACS = 150_000_000
 """Lens work of at most this many multiply-adds (~10 ms) runs inline, more in a worker."""
@@ -100,7 +101,8 @@ class BlockScreen(ChapterScreen):
         self._labels: list[str] = []
         self._follow = True
         self._lens_model: object | None = None
-        self._table_shape: tuple[int, bool] | None = None
+        self._paint = Painter(self)
+        self._notice_text = ""
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="block-body"):
@@ -120,22 +122,25 @@ class BlockScreen(ChapterScreen):
             yield Static(id="block-scale")
 
     def on_mount(self) -> None:
-        self._status = self.query_one("#block-status", Static)
         self._notice = self.query_one("#block-notice", Static)
         self._draw_diagram()
+
+    def _set_status(self, text: Text) -> None:
+        self._paint.put("#block-status", text.plain, lambda: text)
 
     # -- data --------------------------------------------------------------------------------
 
     def session_changed(self, changes: frozenset[str]) -> None:
         s = self.session
-        self._draw_scale()
+        if "model" in changes:
+            self._draw_scale()
         if s.model is None or not s.tokenizer_state.ready:
-            self._status.update(Text("Waiting for the model and tokenizer…", style="italic"))
+            self._set_status(Text("Waiting for the model and tokenizer…", style="italic"))
             return
         try:
             enc = s.encoding("model")
         except NotReady as exc:
-            self._status.update(Text(str(exc)))
+            self._set_status(Text(str(exc)))
             return
         gen = s.current_generation
         if gen is not None:
@@ -144,8 +149,10 @@ class BlockScreen(ChapterScreen):
             ids, notice = s.context_ids(enc, s.model.config.max_position_embeddings)
             tokens, n_prompt = tuple(ids), len(ids)
         message = " ".join(m for m in (notice, s.generation_message) if m)
-        self._notice.update(Text(message, style="italic"))
-        self._notice.display = bool(message)
+        if message != self._notice_text:
+            self._notice_text = message
+            self._notice.update(Text(message, style="italic"))
+            self._notice.display = bool(message)
         if tokens == self.tokens and self.lens is not None and self.lens.tokens == tokens:
             return
         self.tokens, self.n_prompt = tokens, n_prompt
@@ -160,15 +167,15 @@ class BlockScreen(ChapterScreen):
                      inline=not long, on_error=self._say,
                      on_progress=self._progress if long else None)  # fmt: skip
         if long:
-            self._status.update(Text(f"Reading the lens at {len(tokens)} positions…",
-                                     style="italic"))  # fmt: skip
+            self._set_status(Text(f"Reading the lens at {len(tokens)} positions…",
+                                  style="italic"))  # fmt: skip
 
     def _same_model(self) -> bool:
         return self._lens_model is self.session.model
 
     def _progress(self, report) -> None:  # noqa: ANN001
-        self._status.update(Text(f"Reading the lens at {len(self.tokens)} positions… "
-                                 f"{report.fraction:.0%}", style="italic"))  # fmt: skip
+        self._set_status(Text(f"Reading the lens at {len(self.tokens)} positions… "
+                              f"{report.fraction:.0%}", style="italic"))  # fmt: skip
 
     def _got_lens(self, lens: BlockLens) -> None:
         if lens.tokens != self.tokens:
@@ -179,7 +186,7 @@ class BlockScreen(ChapterScreen):
         self._draw_lens()
 
     def _say(self, message: str) -> None:
-        self._status.update(Text(message, style="bold"))
+        self._set_status(Text(message, style="bold"))
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -195,22 +202,20 @@ class BlockScreen(ChapterScreen):
         wide = self.size.width >= 120
         self.rows = lens_rows(lens, t, self._label, top=3 if wide else 2)
         cfg = model.config
-        self._status.update(Text(
+        self._set_status(Text(
             f"{lens.n_positions} positions · {cfg.num_hidden_layers} layers → "
             f"{len(lens.stages)} stages   (. , move · e newest · s step)"
         ))  # fmt: skip
         n_stages = len(lens.stages)
-        self.query_one("#block-lens-title", Static).update(Text.assemble(
+        self._paint.put("#block-lens-title", n_stages, lambda: Text.assemble(
             ("The residual stream and the lens at every sub-block ", "bold"),
             (f"({n_stages} rows; scroll to see them all)" if n_stages > 9 else "", "italic"),
         ))  # fmt: skip
         line = position_line(lens, t, self._labels, self.n_prompt, self._label)
-        self.query_one("#block-position", Static).update(Text(line))
-        # the table has one row per stage whatever the position: no layout pass needed
-        table = self.query_one("#block-lens", Static)
-        shape = (len(self.rows), wide)
-        table.update(_lens_table(self.rows, wide), layout=shape != self._table_shape)
-        self._table_shape = shape
+        self._paint.put("#block-position", line, lambda: Text(line))
+        rows = self.rows
+        self._paint.put("#block-lens", (tuple(map(repr, rows)), wide),
+                        lambda: _lens_table(rows, wide), lines=len(rows) + 1)  # fmt: skip
 
     def _draw_diagram(self) -> None:
         chain = Text()
@@ -222,15 +227,17 @@ class BlockScreen(ChapterScreen):
                 chain.append(f"▶{label}", style="reverse bold")
             else:
                 chain.append(label)
-        self.query_one("#block-diagram", Static).update(chain)
+        self._paint.put("#block-diagram", self.part, lambda: chain)
         model = self.session.model
         part = BLOCK_PARTS[self.part]
+        n = max(1, len(self.tokens))
         if model is None:
             detail = [part.role]
         else:
-            detail = part_detail(part, model.config, max(1, len(self.tokens)))
-            detail[1] = detail[1] + f"   (T = {max(1, len(self.tokens))} tokens of the context)"
-        self.query_one("#block-part", Static).update(Text("\n".join(detail)))
+            detail = part_detail(part, model.config, n)
+            detail[1] = detail[1] + f"   (T = {n} tokens of the context)"
+        text = "\n".join(detail)
+        self._paint.put("#block-part", text, lambda: Text(text))
 
     def _draw_scale(self) -> None:
         model = self.session.model

@@ -168,6 +168,8 @@ class RopeView:
     scaling_title: str
     scaling_rows: list[tuple[str, str, str, str]]
     notes: list[str]
+    at_window_end: bool
+    """The arrows are drawn at the last position of the context window (they stop there)."""
 
 
 def _pair_speed(i: int, n_pairs: int) -> str:
@@ -334,14 +336,13 @@ def rope_view(
             "the band between is blended:"
         )
         scaling_rows = _scaling_table(example)
-    if p >= context - 1 and sel.position != sel.query:
-        notes.append(f"Position {p} is the last of the {context:,}-token context window.")
     return RopeView(
         selection=sel, n_tokens=n_tokens, context=context, head_dim=d, kv_head=kv_head,
         status=status, dials=dials, freq_header=header, freq_rows=rows, proof=proof,
         proof_rows=proof_rows, proof_note=proof_note, v_lines=v_lines,
         convention_rows=list(CONVENTIONS), convention_example=conv_example,
         scaling_title=scaling_title, scaling_rows=scaling_rows, notes=notes,
+        at_window_end=p >= context - 1,
     )  # fmt: skip
 
 
