@@ -24,9 +24,8 @@ import argparse
 import math
 import os
 import re
-import sys
-
 import select
+import sys
 import time
 
 from _terminal import _ANSI, COLS, ROWS, command, load_average, pct

@@ -184,8 +184,11 @@ class RopeScreen(ChapterScreen):
         self.view = view
         status = Text(view.status + "   (m/k move · o shift · . , turn)")
         self._paint.put("#rope-status", status.plain, lambda: status)
-        dial_key = (view.selection.position, view.at_window_end,
-                    tuple((d.pair, tuple(d.lines), tuple(d.caption)) for d in view.dials))
+        dial_key = (
+            view.selection.position,
+            view.at_window_end,
+            tuple((d.pair, tuple(d.lines), tuple(d.caption)) for d in view.dials),
+        )
         self._paint.put("#rope-dials", dial_key, lambda: _dials(view), lines=DIAL_LINES)
         self._paint.put("#rope-proof", (tuple(view.proof_rows), view.proof_note),
                         lambda: _proof(view))  # fmt: skip
@@ -196,8 +199,12 @@ class RopeScreen(ChapterScreen):
             (f"Every pair of a {view.head_dim}-wide head ", "bold"),
             (f"({n} rows; scroll to see them all)" if n > 8 else "", "italic"),
         ))  # fmt: skip
-        self._paint.put("#rope-freqs", (view.freq_header, tuple(view.freq_rows)),
-                        lambda: _table(view.freq_header, view.freq_rows), lines=n + 1)
+        self._paint.put(
+            "#rope-freqs",
+            (view.freq_header, tuple(view.freq_rows)),
+            lambda: _table(view.freq_header, view.freq_rows),
+            lines=n + 1,
+        )
         self._paint.put("#rope-scaling", (view.scaling_title, tuple(view.scaling_rows),
                                           tuple(view.notes)), lambda: Group(
             Text(view.scaling_title),

@@ -47,6 +47,7 @@ def lens_macs(config, n_tokens: int, n_new: int) -> int:  # noqa: ANN001
     head = stages * config.vocab_size * config.hidden_size
     return n_tokens * config.parameter_count() + n_new * head
 
+
 LEAD = (
     "Every block reads the residual stream, computes something, and adds it back: "
     "attention mixes information between tokens, the FFN transforms each token on its own. "

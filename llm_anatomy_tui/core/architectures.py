@@ -77,7 +77,9 @@ LLAMA_32_1B = Architecture(
 )
 MISTRAL_7B = Architecture("Mistral-7B-v0.1", 32, 4096, 32, 8, 14336, 32768, 10000.0, 32000)
 QWEN2_7B = Architecture("Qwen2-7B-Instruct", 28, 3584, 28, 4, 18944, 32768, 1000000.0, 152064)
-QWEN3_8B = Architecture("Qwen3-8B", 36, 4096, 32, 8, 12288, 40960, 1000000.0, 151936, False, "", 128)
+QWEN3_8B = Architecture(
+    "Qwen3-8B", 36, 4096, 32, 8, 12288, 40960, 1000000.0, 151936, False, "", 128
+)
 TINYLLAMA = Architecture("TinyLlama-1.1B", 22, 2048, 32, 4, 5632, 2048, 10000.0, 32000)
 
 REAL_MODELS: tuple[Architecture, ...] = (

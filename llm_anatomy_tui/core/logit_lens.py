@@ -206,8 +206,10 @@ def block_lens(
             final_ids[sl] = fin
             prev_logp = None
             for s in range(n_stages):
-                logp = logp_final if s == n_stages - 1 else _log_softmax64(
-                    lens_logits(model, resids[s, sl])
+                logp = (
+                    logp_final
+                    if s == n_stages - 1
+                    else _log_softmax64(lens_logits(model, resids[s, sl]))
                 )
                 best = _top(logp, k)
                 top_ids[s, sl] = best

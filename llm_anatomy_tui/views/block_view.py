@@ -120,8 +120,11 @@ def lens_rows(
                 added=float(lens.update_norms[s, position]),
                 top=[
                     (label(int(i)), float(p))
-                    for i, p in zip(lens.top_ids[s, position, :top],
-                                    lens.top_probs[s, position, :top], strict=True)
+                    for i, p in zip(
+                        lens.top_ids[s, position, :top],
+                        lens.top_probs[s, position, :top],
+                        strict=True,
+                    )
                 ],  # fmt: skip
                 p_final=float(lens.p_final[s, position]),
                 rank_final=int(lens.rank_final[s, position]),

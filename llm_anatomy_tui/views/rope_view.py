@@ -321,7 +321,9 @@ def rope_view(
     # scaling
     if scaled:
         kind = freqs.scaling["rope_type"]  # type: ignore[index]
-        scaling_title = f"This model scales its RoPE ({kind}, factor {freqs.scaling.get('factor')}):"  # type: ignore[union-attr]
+        scaling_title = (
+            f"This model scales its RoPE ({kind}, factor {freqs.scaling.get('factor')}):"  # type: ignore[union-attr]
+        )
         scaling_rows = _scaling_table(freqs)
     else:
         if freqs.scaling is not None:

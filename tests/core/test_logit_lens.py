@@ -76,9 +76,11 @@ def test_every_stage_matches_a_slow_reference(setup) -> None:  # noqa: ANN001
     model, trace, logits, lens = setup
     final = _slow_lens(model, trace.layers[-1]["resid_ffn"][3])
     for s in (0, 1, 2, len(lens.stages) - 2):
-        resid = trace.embeddings if s == 0 else trace.layers[(s - 1) // 2][
-            "resid_attn" if s % 2 else "resid_ffn"
-        ]
+        resid = (
+            trace.embeddings
+            if s == 0
+            else trace.layers[(s - 1) // 2]["resid_attn" if s % 2 else "resid_ffn"]
+        )
         logp = _slow_lens(model, resid[3])
         top = np.argsort(-logp)[:5]
         assert list(lens.top_ids[s, 3]) == list(top)
@@ -88,11 +90,15 @@ def test_every_stage_matches_a_slow_reference(setup) -> None:  # noqa: ANN001
         assert math.isclose(lens.p_final[s, 3], math.exp(logp[fid]), rel_tol=1e-4)
         assert lens.rank_final[s, 3] == int((logp > logp[fid]).sum())
         pf = np.exp(final)
-        assert math.isclose(lens.kl[s, 3], float((pf * (final - logp)).sum()), rel_tol=1e-3, abs_tol=1e-6)
+        assert math.isclose(
+            lens.kl[s, 3], float((pf * (final - logp)).sum()), rel_tol=1e-3, abs_tol=1e-6
+        )
         if s:
-            prev = trace.embeddings if s == 1 else trace.layers[(s - 2) // 2][
-                "resid_attn" if (s - 1) % 2 else "resid_ffn"
-            ]
+            prev = (
+                trace.embeddings
+                if s == 1
+                else trace.layers[(s - 2) // 2]["resid_attn" if (s - 1) % 2 else "resid_ffn"]
+            )
             gain = logp - _slow_lens(model, prev[3])
             assert list(lens.promoted_ids[s, 3]) == list(np.argsort(-gain)[:5])
             assert np.allclose(lens.promoted_gain[s, 3], np.sort(gain)[::-1][:5], atol=1e-3)

@@ -125,10 +125,16 @@ def test_shift_proof_on_real_vectors(mini) -> None:  # noqa: ANN001
             q, k = lv.q[h, m], lv.k[h // group, n]
             proof = ri.shift_proof(q, k, m, n, s, inv)
             # the unshifted rotated score is the model's own score
-            assert math.isclose(proof.score_rope, float(lv.scores[h, m, n]), rel_tol=1e-4, abs_tol=1e-5)
+            assert math.isclose(
+                proof.score_rope, float(lv.scores[h, m, n]), rel_tol=1e-4, abs_tol=1e-5
+            )
             assert proof.shift_difference < 1e-9
-            assert math.isclose(proof.score_interleaved, proof.score_rope, rel_tol=1e-9, abs_tol=1e-12)
-            assert math.isclose(proof.score_raw, float(q @ k) / math.sqrt(cfg.dim_head), rel_tol=1e-5)
+            assert math.isclose(
+                proof.score_interleaved, proof.score_rope, rel_tol=1e-9, abs_tol=1e-12
+            )
+            assert math.isclose(
+                proof.score_raw, float(q @ k) / math.sqrt(cfg.dim_head), rel_tol=1e-5
+            )
             if s:
                 assert proof.query_only_difference > 1e-4  # the offset changed: so did the score
                 assert proof.vector_moved > 1e-3  # the rotated query itself moved

@@ -5,7 +5,6 @@ positions, and every part of the diagram opens the right chapter."""
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 from attention_helpers import PROMPT, context_tokens, fresh_trace, model_app, requires_model
