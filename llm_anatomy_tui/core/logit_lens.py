@@ -92,7 +92,6 @@ class BlockLens:
     kl: np.ndarray  # [S, T] KL(final ‖ lens) in nats
     promoted_ids: np.ndarray  # [S, T, K] largest log-prob gains over the previous stage
     promoted_gain: np.ndarray  # [S, T, K] those gains (nats); stage 0 rows are -1 / nan
-    logits: np.ndarray  # [T, V] the model's real output logits
 
     @property
     def n_positions(self) -> int:
@@ -178,7 +177,6 @@ def block_lens(
     promoted_ids = np.full((n_stages, n_tok, k), -1, np.int64)
     promoted_gain = np.full((n_stages, n_tok, k), np.nan)
     final_ids = np.zeros(n_tok, np.int64)
-    logits = np.zeros((n_tok, vocab), np.float32)
     if start:
         p = previous
         assert p is not None
@@ -189,7 +187,6 @@ def block_lens(
         ):  # fmt: skip
             new[:, :start] = old
         final_ids[:start] = p.final_ids
-        logits[:start] = p.logits
 
     chunk = max(1, (1 << 21) // vocab)  # positions per pass: ~16 MB of float64 log-probs
     with one_blas_thread():
@@ -199,7 +196,6 @@ def block_lens(
             sl = slice(c0, min(n_tok, c0 + chunk))
             rows = np.arange(sl.stop - sl.start)
             final_logits = lens_logits(model, resids[-1, sl])  # [t, V]
-            logits[sl] = final_logits
             logp_final = _log_softmax64(final_logits)
             p_fin = np.exp(logp_final)
             fin = logp_final.argmax(axis=-1)
@@ -239,5 +235,4 @@ def block_lens(
         kl=kl,
         promoted_ids=promoted_ids,
         promoted_gain=promoted_gain,
-        logits=logits,
     )

@@ -133,3 +133,49 @@ def test_dial_tip_points_the_right_way() -> None:
         # the tip lies in the direction of the angle (rows grow downwards, cells are 2:1)
         dy, dx = 2 - y, (x - 5) / 2.5
         assert math.cos(math.atan2(dy, dx) - angle) > 0.8
+
+
+def test_a_scaled_model_shows_its_wavelengths_before_and_after(tiny_model) -> None:  # noqa: ANN001
+    """A config with Llama 3's scaling (duck-typed: the loader may not accept one yet)."""
+    from types import SimpleNamespace
+
+    d = tiny_model.config.dim_head
+    cfg = SimpleNamespace(
+        dim_head=d, rope_theta=500000.0, max_position_embeddings=64,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                      "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+    )  # fmt: skip
+    sel = clamp_selection(RopeSelection(position=9), 1, 4, len(TOKENS), 64)
+    view = rope_view(cfg, layer_vectors(tiny_model, TOKENS, 0), ["x"] * len(TOKENS), sel)
+    f = rope_frequencies(cfg)
+    assert view.freq_header[-1] == "λ unscaled"
+    for i, row in enumerate(view.freq_rows):
+        assert float(row[2]) == pytest.approx(f.inv_freq[i], rel=1e-6)  # the scaled speed
+        assert float(row[-1].replace(",", "")) == pytest.approx(f.base_wavelength[i], rel=6e-4)
+    assert view.scaling_title.startswith("This model scales its RoPE (llama3, factor 8")
+    ratios = [float(r[3].lstrip("×")) for r in view.scaling_rows]
+    assert ratios[0] == 1 and ratios[-1] == 8
+
+
+def test_the_loader_and_this_view_agree_on_scaling_when_it_accepts_one() -> None:
+    """Once the config accepts ``rope_scaling`` (another branch adds Llama 3's), the
+    model's own rotation tables must turn at the speeds this chapter prints."""
+    from llm_anatomy_tui.core.config import LlamaConfig
+    from llm_anatomy_tui.core.model import init_random
+
+    raw = {
+        "vocab_size": 16, "hidden_size": 64, "intermediate_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 1, "num_key_value_heads": 1, "max_position_embeddings": 64,
+        "rope_theta": 500000.0,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 16},
+    }  # fmt: skip
+    try:
+        cfg = LlamaConfig.from_dict(raw)
+    except (ValueError, TypeError):
+        pytest.skip("this checkout's loader refuses rope_scaling")
+    f = rope_frequencies(cfg)
+    assert f.scaling is not None and f.supported
+    cos, sin = init_random(cfg).rope_tables(np.array([1]))
+    angles = np.arctan2(sin[0, : f.n_pairs], cos[0, : f.n_pairs])
+    assert np.allclose(angles, f.inv_freq, rtol=1e-5, atol=1e-7)
