@@ -19,9 +19,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ..core.attention_tracker import token_labels
 from ..core.rope_inspect import LayerVectors, all_layer_vectors
 from ..core.session import NotReady
+from ..views.attention_tracker import token_labels
 from ..views.rope_view import RopeSelection, RopeView, clamp_selection, rope_view
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
@@ -180,7 +180,8 @@ class RopeScreen(ChapterScreen):
         if model is None or not self._vectors or self._vector_tokens != self.tokens:
             return
         vectors = self._vectors[self.selection.layer]
-        view = rope_view(model.config, vectors, self._labels, self.selection)
+        view = rope_view(model.config, vectors, self._labels, self.selection,
+                         getattr(model, "inv_freq", None))  # fmt: skip
         self.view = view
         status = Text(view.status + "   (m/k move · o shift · . , turn)")
         self._paint.put("#rope-status", status.plain, lambda: status)

@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ..core.architectures import scale_table
-from ..core.attention_tracker import token_labels
+from ..views.attention_tracker import token_labels
 from ..core.logit_lens import BlockLens, block_lens
 from ..core.session import NotReady
 from ..views.block_view import (

@@ -32,8 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .model import Model, check_tokens, decoder_block, one_blas_thread
-from .ops import rms_norm
+from .model import Model, check_tokens, decoder_block, logit_lens, one_blas_thread
 
 TOP_K = 5
 """Top tokens kept per (stage, position) for the lens and for the promoted tokens."""
@@ -96,12 +95,6 @@ class BlockLens:
     @property
     def n_positions(self) -> int:
         return len(self.tokens)
-
-
-def lens_logits(model: Model, resid: np.ndarray) -> np.ndarray:
-    """Final RMSNorm and output head on a residual stream [T, d] -> [T, V]."""
-    h = rms_norm(resid, model.norm, model.config.rms_norm_eps)
-    return h @ model.lm_head.T
 
 
 def residual_stream(model: Model, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +188,7 @@ def block_lens(
                 raise Cancelled
             sl = slice(c0, min(n_tok, c0 + chunk))
             rows = np.arange(sl.stop - sl.start)
-            final_logits = lens_logits(model, resids[-1, sl])  # [t, V]
+            final_logits = logit_lens(model, resids[-1, sl])  # [t, V]
             logp_final = _log_softmax64(final_logits)
             p_fin = np.exp(logp_final)
             fin = logp_final.argmax(axis=-1)
@@ -205,7 +198,7 @@ def block_lens(
                 logp = (
                     logp_final
                     if s == n_stages - 1
-                    else _log_softmax64(lens_logits(model, resids[s, sl]))
+                    else _log_softmax64(logit_lens(model, resids[s, sl]))
                 )
                 best = _top(logp, k)
                 top_ids[s, sl] = best

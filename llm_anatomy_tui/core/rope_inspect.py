@@ -68,7 +68,9 @@ def rope_scaling_of(config: Any) -> dict[str, Any] | None:
         raw = getattr(config, name, None)
         if raw is None:
             continue
-        if dataclasses.is_dataclass(raw) and not isinstance(raw, type):
+        if callable(getattr(raw, "to_dict", None)):  # the core's Llama3RopeScaling
+            raw = raw.to_dict()
+        elif dataclasses.is_dataclass(raw) and not isinstance(raw, type):
             raw = dataclasses.asdict(raw)
         elif not isinstance(raw, Mapping):
             raw = {k: v for k, v in vars(raw).items() if not k.startswith("_")}
@@ -88,7 +90,8 @@ def llama3_inv_freq(
     high_freq_factor: float,
     original_max_position_embeddings: int,
 ) -> np.ndarray:
-    """Llama 3.1's frequency rescaling (``rope_type: llama3``), as ``transformers`` does it.
+    """Llama 3.1's frequency rescaling (``rope_type: llama3``): the core's own
+    :class:`~.config.Llama3RopeScaling`, the one the model's rotation tables use.
 
     Pairs whose wavelength is shorter than ``original / high_freq_factor`` tokens keep
     their speed; pairs longer than ``original / low_freq_factor`` turn ``factor`` times
@@ -97,17 +100,12 @@ def llama3_inv_freq(
     >>> llama3_inv_freq(np.array([1.0, 1e-4]), 8.0, 1.0, 4.0, 8192).tolist()
     [1.0, 1.25e-05]
     """
-    inv = np.asarray(inv_freq, dtype=np.float64)
-    low_wavelen = original_max_position_embeddings / low_freq_factor
-    high_wavelen = original_max_position_embeddings / high_freq_factor
-    wavelen = 2 * math.pi / inv
-    scaled = np.where(wavelen > low_wavelen, inv / factor, inv)
-    smooth = (original_max_position_embeddings / wavelen - low_freq_factor) / (
-        high_freq_factor - low_freq_factor
+    from .config import Llama3RopeScaling
+
+    scaling = Llama3RopeScaling(
+        factor, low_freq_factor, high_freq_factor, original_max_position_embeddings
     )
-    blended = (1 - smooth) * scaled / factor + smooth * scaled
-    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
-    return np.where(medium, blended, scaled)
+    return scaling.apply(np.asarray(inv_freq, dtype=np.float64))
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,9 @@ class RopeFrequencies:
     """The config's scaling block (None: plain RoPE)."""
     supported: bool = True
     """False when the scaling type is one this module cannot reproduce (shown, not used)."""
+    from_file: bool = False
+    """The model's file set its own per-pair speeds (a GGUF's ``rope_freqs``), which
+    differ from what rope_theta alone gives."""
 
     @property
     def n_pairs(self) -> int:
@@ -141,8 +142,12 @@ class RopeFrequencies:
         return float(position) * self.inv_freq
 
 
-def rope_frequencies(config: Any) -> RopeFrequencies:
-    """Per-pair frequencies for a loaded config (its ``dim_head``, ``rope_theta``, scaling)."""
+def rope_frequencies(config: Any, inv_freq: np.ndarray | None = None) -> RopeFrequencies:
+    """Per-pair frequencies for a loaded config (its ``dim_head``, ``rope_theta``, scaling).
+
+    ``inv_freq``: the speeds the model really rotates by (``model.inv_freq``); given, they
+    are what is reported as used, and the config's base speeds stay for comparison.
+    """
     head_dim = int(config.dim_head)
     theta = float(config.rope_theta)
     base = rope_inv_freq(head_dim, theta).astype(np.float64)
@@ -162,7 +167,12 @@ def rope_frequencies(config: Any) -> RopeFrequencies:
             inv = base / float(scaling["factor"])
         else:
             supported = False
-    return RopeFrequencies(head_dim, theta, base, inv, scaling, supported)
+    from_file = False
+    if inv_freq is not None:
+        used = np.asarray(inv_freq, dtype=np.float64)
+        from_file = not np.allclose(used, inv, rtol=1e-5)
+        inv = used
+    return RopeFrequencies(head_dim, theta, base, inv, scaling, supported, from_file)
 
 
 def cos_sin(freqs: RopeFrequencies, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -217,14 +217,18 @@ def rope_view(
     vectors: LayerVectors,
     labels: Sequence[str],
     sel: RopeSelection,
+    inv_freq: np.ndarray | None = None,
 ) -> RopeView:
-    """The view of one selection (already clamped with :func:`clamp_selection`)."""
+    """The view of one selection (already clamped with :func:`clamp_selection`).
+
+    ``inv_freq``: the speeds the model really rotates by (``model.inv_freq``); without
+    it they are derived from the config."""
     cfg = config
     n_tokens = vectors.q.shape[1]
     n_heads = vectors.q.shape[0]
     group = n_heads // vectors.k.shape[0]
     kv_head = sel.head // group
-    freqs = rope_frequencies(cfg)
+    freqs = rope_frequencies(cfg, inv_freq)
     d = freqs.head_dim
     half = d // 2
     context = int(cfg.max_position_embeddings)  # type: ignore[attr-defined]
@@ -258,7 +262,7 @@ def rope_view(
             )
         )
     # the frequency table: every pair
-    scaled = freqs.scaling is not None and freqs.supported
+    scaled = (freqs.scaling is not None and freqs.supported) or freqs.from_file
     header = ("pair", "dims", "rad/token", f"angle at {p} (rad)", "mod 360°", "λ (tokens)")
     if scaled:
         header = header + ("λ unscaled",)
@@ -320,10 +324,14 @@ def rope_view(
     )
     # scaling
     if scaled:
-        kind = freqs.scaling["rope_type"]  # type: ignore[index]
-        scaling_title = (
-            f"This model scales its RoPE ({kind}, factor {freqs.scaling.get('factor')}):"  # type: ignore[union-attr]
-        )
+        if freqs.from_file:
+            scaling_title = (
+                "This model's file sets its own speed for every pair (llama.cpp's "
+                "rope_freqs); wavelengths before (from rope_theta alone) and after:"
+            )
+        else:
+            kind, factor = freqs.scaling["rope_type"], freqs.scaling.get("factor")  # type: ignore[index, union-attr]
+            scaling_title = f"This model scales its RoPE ({kind}, factor {factor:g}):"
         scaling_rows = _scaling_table(freqs)
     else:
         if freqs.scaling is not None:

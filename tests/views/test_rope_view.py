@@ -152,7 +152,7 @@ def test_a_scaled_model_shows_its_wavelengths_before_and_after(tiny_model) -> No
     for i, row in enumerate(view.freq_rows):
         assert float(row[2]) == pytest.approx(f.inv_freq[i], rel=1e-6)  # the scaled speed
         assert float(row[-1].replace(",", "")) == pytest.approx(f.base_wavelength[i], rel=6e-4)
-    assert view.scaling_title.startswith("This model scales its RoPE (llama3, factor 8")
+    assert view.scaling_title.startswith("This model scales its RoPE (llama3, factor 8)")
     ratios = [float(r[3].lstrip("×")) for r in view.scaling_rows]
     assert ratios[0] == 1 and ratios[-1] == 8
 
@@ -176,6 +176,22 @@ def test_the_loader_and_this_view_agree_on_scaling_when_it_accepts_one() -> None
         pytest.skip("this checkout's loader refuses rope_scaling")
     f = rope_frequencies(cfg)
     assert f.scaling is not None and f.supported
-    cos, sin = init_random(cfg).rope_tables(np.array([1]))
+    model = init_random(cfg)
+    cos, sin = model.rope_tables(np.array([1]))
     angles = np.arctan2(sin[0, : f.n_pairs], cos[0, : f.n_pairs])
     assert np.allclose(angles, f.inv_freq, rtol=1e-5, atol=1e-7)
+    own = rope_frequencies(cfg, model.inv_freq)  # what the chapter passes
+    assert not own.from_file and np.allclose(own.inv_freq, f.inv_freq, rtol=1e-6)
+    tokens = [1, 2, 3, 4]
+    view = rope_view(cfg, layer_vectors(model, tokens, 0), ["x"] * 4,
+                     clamp_selection(RopeSelection(), 1, 1, 4, 64), model.inv_freq)  # fmt: skip
+    assert view.scaling_title.startswith("This model scales its RoPE (llama3, factor 8)")
+
+
+def test_speeds_set_by_the_file_are_reported_as_such(tiny_model) -> None:  # noqa: ANN001
+    own = tiny_model.inv_freq * 0.5  # e.g. a GGUF's rope_freqs
+    view = rope_view(tiny_model.config, layer_vectors(tiny_model, TOKENS, 0),
+                     ["x"] * len(TOKENS), clamp_selection(RopeSelection(), 2, 4, len(TOKENS), 64),
+                     own)  # fmt: skip
+    assert "rope_freqs" in view.scaling_title
+    assert [float(r[2]) for r in view.freq_rows] == pytest.approx(own.tolist(), rel=1e-6)
