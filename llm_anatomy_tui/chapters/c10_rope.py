@@ -81,8 +81,9 @@ class RopeScreen(ChapterScreen):
         """The context the vectors were computed for (the prompt, or the shared generation)."""
         self._labels: list[str] = []
         self._vectors: list[LayerVectors] = []
-        """q, k, v of every layer for :attr:`_vector_tokens` (one pass, so l/L only redraw)."""
-        self._vector_tokens: tuple[int, ...] = ()
+        """q, k, v of every layer for :attr:`_vector_key` (one pass, so l/L only redraw)."""
+        self._vector_key: tuple[tuple[int, ...], int] | None = None
+        """(tokens, id of the model) the vectors belong to."""
         self._paint = Painter(self)
         self._notice_text = ""
 
@@ -148,21 +149,22 @@ class RopeScreen(ChapterScreen):
         sel = clamp_selection(self.selection, cfg.num_hidden_layers, cfg.num_attention_heads,
                               len(self.tokens), cfg.max_position_embeddings)  # fmt: skip
         self.selection = sel
-        if self._vectors and self._vector_tokens == self.tokens:
+        if self._vectors and self._vector_key == (self.tokens, id(model)):
             self._draw()
             return
-        self.compute("vectors", _vectors_for, model, self.tokens,
-                     then=self._got_vectors, inline=len(self.tokens) * cfg.parameter_count() <= INLINE_MACS,
-                     on_error=self._say)  # fmt: skip
+        cheap = len(self.tokens) * cfg.parameter_count() <= INLINE_MACS
+        self.compute("vectors", _vectors_for, model, self.tokens, then=self._got_vectors,
+                     inline=cheap, on_error=self._say)  # fmt: skip
         if self.is_computing("vectors"):
             self._set_status(Text(f"Running {len(self.tokens)} tokens through the model…",
                                   style="italic"))  # fmt: skip
 
-    def _got_vectors(self, value: tuple[tuple[int, ...], list[LayerVectors]]) -> None:
-        tokens, vectors = value
-        if tokens != self.tokens:
+    def _got_vectors(self, value: tuple[tuple[tuple[int, ...], int], list[LayerVectors]]) -> None:
+        key, vectors = value
+        model = self.session.model
+        if model is None or key != (self.tokens, id(model)):
             return
-        self._vector_tokens = tokens
+        self._vector_key = key
         self._vectors = vectors
         self._draw()
 
@@ -177,7 +179,7 @@ class RopeScreen(ChapterScreen):
 
     def _draw(self) -> None:
         model = self.session.model
-        if model is None or not self._vectors or self._vector_tokens != self.tokens:
+        if model is None or not self._vectors or self._vector_key != (self.tokens, id(model)):
             return
         vectors = self._vectors[self.selection.layer]
         view = rope_view(model.config, vectors, self._labels, self.selection,
@@ -259,7 +261,7 @@ class RopeScreen(ChapterScreen):
 
 
 def _vectors_for(model, tokens: tuple[int, ...]):  # noqa: ANN001, ANN202
-    return tokens, all_layer_vectors(model, tokens)
+    return (tokens, id(model)), all_layer_vectors(model, tokens)
 
 
 def _table(header, rows, wrap_last: bool = False) -> Table:  # noqa: ANN001

@@ -154,7 +154,7 @@ class BlockScreen(ChapterScreen):
             self._notice_text = message
             self._notice.update(Text(message, style="italic"))
             self._notice.display = bool(message)
-        if tokens == self.tokens and self.lens is not None and self.lens.tokens == tokens:
+        if tokens == self.tokens and self.lens is not None and self._same_model():
             return
         self.tokens, self.n_prompt = tokens, n_prompt
         self._labels = token_labels(enc, tokens)

@@ -231,3 +231,21 @@ def test_snapshot_no_color_80x24(snap_compare, monkeypatch):
     assert snap_compare(
         model_app("rope"), terminal_size=(80, 24), run_before=_keys_then_settle("pagedown")
     )
+
+
+@requires_model
+async def test_a_new_model_replaces_the_vectors():
+    from llm_anatomy_tui.chapters.base import SessionChanged
+
+    app = model_app("rope")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled(pilot)
+        cfg = LlamaConfig(vocab_size=8193, hidden_size=24, intermediate_size=40,
+                          num_hidden_layers=2, num_attention_heads=3, num_key_value_heads=1,
+                          max_position_embeddings=64, rope_theta=99.0)  # fmt: skip
+        app.session.model = init_random(cfg, seed=3)
+        screen = app.screen
+        screen.post_message(SessionChanged(frozenset({"model"})))
+        screen = await settled(pilot)
+        assert screen.view.head_dim == 8 and len(screen.view.freq_rows) == 4
+        check_view(app, screen)

@@ -227,3 +227,21 @@ def test_snapshot_no_color_80x24(snap_compare, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(model_app("block"), terminal_size=(80, 24),
                         run_before=_keys_then_settle("b", "b"))  # fmt: skip
+
+
+@requires_model
+async def test_a_new_model_replaces_the_lens():
+    from llm_anatomy_tui.chapters.base import SessionChanged
+
+    app = model_app("block")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await settled(pilot)
+        old = screen.lens
+        cfg = LlamaConfig(vocab_size=8193, hidden_size=24, intermediate_size=40,
+                          num_hidden_layers=2, num_attention_heads=3, num_key_value_heads=1,
+                          max_position_embeddings=64)  # fmt: skip
+        app.session.model = init_random(cfg, seed=3)
+        screen.post_message(SessionChanged(frozenset({"model"})))
+        screen = await settled(pilot)
+        assert screen.lens is not old and len(screen.rows) == 5
+        check_lens(app, screen)
