@@ -17,9 +17,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ..core.architectures import scale_table
-from ..views.attention_tracker import token_labels
 from ..core.logit_lens import BlockLens, block_lens
 from ..core.session import NotReady
+from ..views.attention_tracker import token_labels
 from ..views.block_view import (
     BLOCK_PARTS,
     SCALE_HEADER,
