@@ -181,7 +181,9 @@ def block_lens(
             new[:, :start] = old
         final_ids[:start] = p.final_ids
 
-    chunk = max(1, (1 << 21) // vocab)  # positions per pass: ~16 MB of float64 log-probs
+    # positions per pass: at most ~16 MB of float64 log-probs, and 32 so that progress and
+    # cancellation are checked often
+    chunk = max(1, min(32, (1 << 21) // vocab))
     with one_blas_thread():
         for c0 in range(start, n_tok, chunk):
             if task is not None and task.cancelled:

@@ -134,14 +134,13 @@ class _Task:
 
 
 def test_progress_and_cancel(tiny_model) -> None:  # noqa: ANN001
-    tokens = list(range(60))
+    tokens = [int(t) for t in np.arange(60) * 97 % 8000]
     task = _Task()
-    block_lens(tiny_model, tokens, task=task)
-    assert task.reports and task.reports[-1] == 1.0
-    chunks = _Task(cancel_after=1)
-    import llm_anatomy_tui.core.logit_lens as ll
-
-    # a vocabulary this small fits in one chunk: cancelling before the start stops it
-    chunks.cancelled = True
+    full = block_lens(tiny_model, tokens, task=task)
+    assert len(task.reports) >= 2 and task.reports == sorted(task.reports)
+    assert task.reports[-1] == 1.0
+    stopped = _Task(cancel_after=1)  # cancelled after the first chunk of positions
     with pytest.raises(Cancelled):
-        ll.block_lens(tiny_model, tokens, task=chunks)
+        block_lens(tiny_model, tokens, task=stopped)
+    assert len(stopped.reports) == 1
+    assert full.n_positions == 60
