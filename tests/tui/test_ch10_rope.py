@@ -72,6 +72,8 @@ async def test_every_control_by_keys():
         check_view(app, screen)
         proof = text_of(screen, "#rope-proof")
         assert "< 1e-6" in proof and "what the model computes" in proof
+        half = app.session.model.config.dim_head // 2
+        assert f"({half} rows; scroll to see them all)" in text_of(screen, "#rope-freq-title")
 
         async def press(key: str):  # noqa: ANN202
             await pilot.press(key)

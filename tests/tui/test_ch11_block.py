@@ -186,6 +186,7 @@ async def test_another_shape_and_no_model():
         screen = await settled(pilot)
         assert len(screen.rows) == 11
         check_lens(app, screen)
+        assert "(11 rows; scroll to see them all)" in text_of(screen, "#block-lens-title")
         table = text_of(screen, "#block-scale")
         first = table.splitlines()[1]
         assert "▶" in first and " 5 " in first and "36" in first and "50" in first
