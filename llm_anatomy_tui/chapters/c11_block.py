@@ -197,8 +197,8 @@ class BlockScreen(ChapterScreen):
 
     def _draw_lens(self) -> None:
         lens, model = self.lens, self.session.model
-        if lens is None or model is None:
-            return
+        if lens is None or model is None or lens.tokens != self.tokens:
+            return  # nothing yet, or the lens of the new context is still being read
         t = self.position
         wide = self.size.width >= 120
         self.rows = lens_rows(lens, t, self._label, top=3 if wide else 2)
@@ -271,7 +271,7 @@ class BlockScreen(ChapterScreen):
     # -- actions -------------------------------------------------------------------------------
 
     def action_position(self, step: int) -> None:
-        if self.lens is None:
+        if self.lens is None or self.lens.tokens != self.tokens:
             return
         last = self.lens.n_positions - 1
         self.position = max(0, min(self.position + step, last))
