@@ -94,6 +94,20 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "c09_multihead:MultiHeadScreen",
             ),
             Chapter(
+                10,
+                "rope",
+                "RoPE",
+                "Position as rotation, proved on the real q and k.",
+                "c10_rope:RopeScreen",
+            ),
+            Chapter(
+                11,
+                "block",
+                "Transformer block",
+                "One block, its residual stream, a lens at every sub-block.",
+                "c11_block:BlockScreen",
+            ),
+            Chapter(
                 12,
                 "training",
                 "Training phases",
