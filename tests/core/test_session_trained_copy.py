@@ -24,3 +24,14 @@ def test_adopt_and_restore(tiny_model, tiny_config):
     assert session.restore_loaded()
     assert session.model is tiny_model and session.weights_note == ""
     assert session.model_state == ResourceState(Status.READY)
+
+
+def test_opening_another_model_drops_the_trained_copy_flag(tiny_model, tiny_config):
+    from llm_anatomy_tui.core.model import default_model_dir
+
+    session = Session("hi", model_dir="/nonexistent")
+    session.model, session.model_state = tiny_model, ResourceState(Status.READY)
+    session.adopt_trained(init_random(tiny_config, seed=9), "trained 10 steps")
+    assert session.open_model(default_model_dir()).ready
+    assert session.weights_note == "" and not session.restore_loaded()
+    assert session.loaded_model is session.model
