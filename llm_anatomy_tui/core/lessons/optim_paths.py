@@ -36,7 +36,7 @@ VALLEY_X = (-10.0, 10.0)
 VALLEY_Y = (-4.0, 4.0)
 """The part of the toy plane drawn on screen."""
 START = (-8.0, 2.5)
-LR = 0.4
+LR = 0.3
 STEPS = 30
 BETA = 0.9
 """Momentum's coefficient (and Adam's beta1)."""
