@@ -13,8 +13,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.lessons.grad_step import CHECK_RTOL, CHECK_ATOL, GradCheck, GradStep
+from ..core.lessons.grad_step import (
+    CHECK_ATOL,
+    CHECK_RTOL,
+    GradCheck,
+    GradStep,
+    gradient_check,
+    gradient_step,
+    memory_plan,
+    training_model,
+)
 from ..core.lessons.toy_backprop import CONTEXT, STAGES, WORDS, ToyBackprop
+from ..core.model import Model
+from ..core.token_pieces import token_pieces
+from ..core.tokenizers import load_encoding
+from ..core.train.backward import parameters
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` padded or cut to ``width`` characters (cut ones end in …)."""
+    return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 P_DEC = 5
 """Decimals of the toy's probabilities."""
@@ -211,9 +229,10 @@ def check_lines(c: GradCheck) -> list[str]:
     verdict = "agree" if c.agrees else "DISAGREE"
     return [
         f"weight {c.name}[{idx}] = {c.value:.6f}   (float64 copy, h = {c.h:g})",
-        f"backward pass      ∂L/∂w = {c.analytic: .9e}",
-        f"finite difference  (L(w+h) − L(w−h)) / 2h = ({c.loss_plus:.12f} − {c.loss_minus:.12f}) / {2 * c.h:g}",
-        f"                         = {c.numeric: .9e}",
+        f"backward pass      ∂L/∂w = {c.analytic: .7e}",
+        "finite difference  (L(w+h) − L(w−h)) / 2h",
+        f"  = ({c.loss_plus:.15f} − {c.loss_minus:.15f}) / {2 * c.h:g}",
+        f"  = {c.numeric: .7e}",
         f"|difference| = {c.abs_error:.2e}, tolerance {CHECK_RTOL:g}·max|·| + {CHECK_ATOL:g} "
         f"= {c.tolerance:.2e}: they {verdict}",
     ]
@@ -232,3 +251,90 @@ def clamp_index(index: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ..
     """
     padded = tuple(index) + (0,) * len(shape)
     return tuple(int(np.clip(padded[k], 0, n - 1)) for k, n in enumerate(shape))
+
+
+# -- what the chapter asks the compute path for ------------------------------------------------
+
+MAX_TOKEN_ROWS = 40
+"""Target tokens listed under the real step (the loss always uses every position)."""
+
+
+@dataclass(frozen=True)
+class StepView:
+    """A real step and what the screen lists beside it."""
+
+    step: GradStep
+    rows: tuple[TokenRow, ...]
+    note: str
+    """Which model was stepped and why (the memory budget)."""
+
+
+@dataclass(frozen=True)
+class CheckView:
+    check: GradCheck
+    tensor: int
+    """Position of the checked tensor in parameter order."""
+    tensors: int
+    shape: tuple[int, ...]
+    note: str
+
+
+def shipped_ids(text: str) -> tuple[list[int], list[str]]:
+    """The prompt in anatomy-mini's own vocabulary (when a lesson falls back to it)."""
+    enc = load_encoding("model")
+    ids = enc.encode_ordinary(text)
+    return ids, [p.display for p in token_pieces(enc, ids)]
+
+
+def prepare_step(
+    model: Model, ids: Sequence[int], pieces: Sequence[str], text: str, lr: float
+) -> StepView:
+    """One SGD step on a copy of ``model`` (or of anatomy-mini when it is over budget)."""
+    plan = memory_plan(model.config, "sgd", bytes_per_number=4)
+    used, note = training_model(model, plan)
+    if used is not model:
+        ids, pieces = shipped_ids(text)
+    step = gradient_step(used, ids, lr)
+    return StepView(step, tuple(token_rows(step, pieces)), note)
+
+
+def prepare_check(
+    model: Model, ids: Sequence[int], text: str, tensor: int, index: tuple[int, ...]
+) -> CheckView:
+    """The gradient check for tensor number ``tensor`` (wrapping around) at ``index`` (clamped)."""
+    plan = memory_plan(model.config, "sgd", bytes_per_number=8)
+    used, note = training_model(model, plan)
+    if used is not model:
+        ids, _ = shipped_ids(text)
+    names = list(parameters(used))
+    tensor %= len(names)
+    shape = tuple(parameters(used)[names[tensor]].shape)
+    check = gradient_check(used, ids, names[tensor], clamp_index(index, shape))
+    return CheckView(check, tensor, len(names), shape, note)
+
+
+def token_lines(rows: Sequence[TokenRow], limit: int = MAX_TOKEN_ROWS) -> list[str]:
+    """``pos  token  p before → p after  ▲/▼`` for the first ``limit`` targets."""
+    out = [f"{'pos':>4}  {'next token':<16}{'before':>8}    {'after':>8}"]
+    for r in rows[:limit]:
+        out.append(f"{r.position:>4}  {fit(r.piece, 16)}{r.before:>8.4f} →  {r.after:>8.4f} {r.arrow}")
+    if len(rows) > limit:
+        out.append(f"      … {len(rows) - limit} more targets (the loss uses all {len(rows)})")
+    return out
+
+
+def parse_lr(text: str) -> tuple[float, str | None]:
+    """A typed learning rate, or why it is refused.
+
+    >>> parse_lr("0.3"), parse_lr("nan")[1], parse_lr("-1")[1]
+    ((0.3, None), 'the learning rate must be a finite number, not nan', 'the learning rate must be positive, not -1')
+    """
+    try:
+        lr = float(text.strip())
+    except ValueError:
+        return 0.0, f"not a number: {text.strip()!r}"
+    if not math.isfinite(lr):
+        return 0.0, f"the learning rate must be a finite number, not {text.strip()}"
+    if lr <= 0:
+        return 0.0, f"the learning rate must be positive, not {text.strip()}"
+    return lr, None

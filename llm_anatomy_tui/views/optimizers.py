@@ -8,7 +8,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core.lessons import optim_paths as op
-from ..core.lessons.loss_slice import PATH_LRS, LossSlice
+from ..core.lessons.grad_step import memory_plan, training_model
+from ..core.lessons.loss_slice import GRID, PATH_LRS, SPAN, LossSlice, SliceCache, Task
+from ..core.model import Model
 
 LR_CHOICES: tuple[float, ...] = (0.01, 0.03, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 1.0, 3.0)
 """Learning rates the toy's keys step through (0.5 is SGD's edge across the valley: 0.5·4 = 2)."""
@@ -122,3 +124,19 @@ def slice_lines(s: LossSlice) -> list[str]:
         + ", ".join(f"{op.LABELS[k]} lr {v:g}" for k, v in PATH_LRS.items())
         + " (plane units)",
     ]
+
+
+@dataclass(frozen=True)
+class SliceView:
+    """The real slice and which model it was cut from (and why)."""
+
+    slice: LossSlice
+    note: str
+
+
+def slice_for(model: Model, seed: int, cache: SliceCache, task: Task | None = None) -> SliceView:
+    """The slice around ``model`` (or anatomy-mini when five weight-sized float32 arrays —
+    trained weights, working copy, gradients, two directions — are over budget)."""
+    plan = memory_plan(model.config, "sgd", bytes_per_number=4, extra=3)
+    used, note = training_model(model, plan)
+    return SliceView(cache.compute(used, GRID, SPAN, seed, task), note)

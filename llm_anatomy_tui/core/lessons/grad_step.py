@@ -15,6 +15,7 @@ prompt (token i predicts token i+1), the same loss the trainer minimises.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,9 +71,15 @@ class MemoryPlan:
 
 
 def memory_plan(
-    config: LlamaConfig, optimizer: str = "sgd", bytes_per_number: int = 8, budget: int = MEMORY_BUDGET
+    config: LlamaConfig,
+    optimizer: str = "sgd",
+    bytes_per_number: int = 8,
+    budget: int = MEMORY_BUDGET,
+    extra: int = 0,
 ) -> MemoryPlan:
     """The plan for ``optimizer``; 8 bytes per number by default (the float64 gradient check).
+    ``extra``: more weight-sized arrays (the loss slice keeps the trained weights and two
+    directions beside its working copy).
 
     >>> from ..train.trainer import PRESETS
     >>> plan = memory_plan(PRESETS["anatomy-mini"])
@@ -81,7 +88,8 @@ def memory_plan(
     """
     if optimizer not in STATE_ARRAYS:
         raise ValueError(f"unknown optimizer {optimizer!r}")
-    return MemoryPlan(parameter_count(config), bytes_per_number, 2 + STATE_ARRAYS[optimizer], budget)
+    copies = 2 + STATE_ARRAYS[optimizer] + extra
+    return MemoryPlan(parameter_count(config), bytes_per_number, copies, budget)
 
 
 def mib(n: int) -> str:
@@ -93,6 +101,12 @@ def mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
+@functools.cache
+def shipped_model() -> Model:
+    """The shipped anatomy-mini, loaded once (the fallback when a model is too big)."""
+    return load_model(default_model_dir())
+
+
 def training_model(loaded: Model, plan: MemoryPlan) -> tuple[Model, str]:
     """(the model a lesson trains, one line saying which and why).
 
@@ -100,13 +114,13 @@ def training_model(loaded: Model, plan: MemoryPlan) -> tuple[Model, str]:
     """
     if plan.fits:
         return loaded, (
-            f"runs on the loaded model ({loaded.name}): copy + gradients need "
+            f"runs on the loaded model ({loaded.name}): {plan.copies} weight-sized arrays need "
             f"{mib(plan.total)} of the {mib(plan.budget)} budget"
         )
-    small = load_model(default_model_dir())
+    small = shipped_model()
     return small, (
-        f"uses anatomy-mini, not the loaded {loaded.name}: a training copy of it would need "
-        f"{mib(plan.total)} (weights + gradients + optimizer state), over the "
+        f"uses anatomy-mini, not the loaded {loaded.name}: {plan.copies} weight-sized arrays "
+        f"of it (copy, gradients, state) would need {mib(plan.total)}, over the "
         f"{mib(plan.budget)} budget"
     )
 
