@@ -54,6 +54,8 @@ REAL_NOTE = (
 )
 ANIMATE_SECONDS = 0.12
 TOY_HEIGHT = 13
+SLICES = SliceCache()
+"""Finished real slices, shared by every screen of the process (keyed by model and seed)."""
 REAL_CELL = (6, 1)
 """Cells per grid point of the real slice (columns, rows): each block is one computed loss."""
 
@@ -105,7 +107,6 @@ class OptimizersScreen(ChapterScreen):
         """The real slice drawn (None until it is computed)."""
         self.real_status = ""
         """One line about the real slice: progress, cancelled, or an error."""
-        self._cache = SliceCache()
         self._timer: Timer | None = None
 
     def compose_chapter(self) -> ComposeResult:
@@ -205,7 +206,7 @@ class OptimizersScreen(ChapterScreen):
             return
         self.real_status = "computing the real loss surface… (x cancels)"
         self._status()
-        self.compute("slice", slice_for, self.session.model, self.seed, self._cache,
+        self.compute("slice", slice_for, self.session.model, self.seed, SLICES,
                      then=self.draw_real, on_error=self.slice_failed,
                      on_progress=self.slice_progress)  # fmt: skip
 
