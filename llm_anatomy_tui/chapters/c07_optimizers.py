@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -99,7 +100,7 @@ class OptimizersScreen(ChapterScreen):
         super().__init__(chapter)
         self.settings = ToySettings()
         """The toy's controls (start, learning rate, steps, step shown)."""
-        self.paths: dict[str, op.Path] = run_toy(self.settings)
+        self.paths: dict[str, op.Path] = {}
         """The toy trajectories drawn now."""
         self.seed = 0
         """Direction seed of the real slice."""
@@ -108,6 +109,8 @@ class OptimizersScreen(ChapterScreen):
         self.real_status = ""
         """One line about the real slice: progress, cancelled, or an error."""
         self._timer: Timer | None = None
+        self._paths_key: tuple | None = None
+        self._valley: np.ndarray | None = None
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="o-body", can_focus=True):
@@ -136,14 +139,18 @@ class OptimizersScreen(ChapterScreen):
 
     def draw_toy(self) -> None:
         s = self.settings
-        self.paths = run_toy(s)
+        key = (s.start, s.lr, s.steps)
+        if key != self._paths_key:  # stepping through a run reuses it
+            self.paths, self._paths_key = run_toy(s), key
         step = s.step_shown
         width, height = self._width(), TOY_HEIGHT
-        xs = op.np.linspace(*op.VALLEY_X, width)
-        ys = op.np.linspace(*op.VALLEY_Y, height)[::-1]
+        if self._valley is None or self._valley.shape != (height, width):
+            xs = np.linspace(*op.VALLEY_X, width)
+            ys = np.linspace(*op.VALLEY_Y, height)[::-1]
+            self._valley = op.valley_grid(xs, ys)
         tracks = {name: shown_points(p, step) for name, p in self.paths.items()}
-        art = draw_surface(op.valley_grid(xs, ys), op.VALLEY_X, op.VALLEY_Y, tracks, width,
-                           height, minimum=(0.0, 0.0))  # fmt: skip
+        art = draw_surface(self._valley, op.VALLEY_X, op.VALLEY_Y, tracks, width, height,
+                           minimum=(0.0, 0.0))  # fmt: skip
         text = surface_text(art)
         text.append("\n")
         text.append_text(marks_legend())

@@ -36,8 +36,15 @@ def surface_text(art: SurfaceArt) -> Text:
     for r, row in enumerate(art.rows):
         if r:
             text.append("\n")
-        for ch, role in row:
-            text.append(ch, styles.get(role))
+        run, run_role = [], None
+        for ch, role in row:  # one span per run of equal roles: a few dozen per row
+            if role != run_role and run:
+                text.append("".join(run), styles.get(run_role))
+                run = []
+            run.append(ch)
+            run_role = role
+        if run:
+            text.append("".join(run), styles.get(run_role))
     return text
 
 
