@@ -117,8 +117,8 @@ def slice_lines(s: LossSlice) -> list[str]:
     return [
         f"{n} × {n} grid over α, β ∈ [{s.axis[0]:.2f}, {s.axis[-1]:.2f}], held-out loss on "
         f"{s.tokens} tokens of the shipped TinyStories validation text, direction seed {s.seed}",
-        f"centre (the trained weights): {s.center_loss:.4f}   grid min {np.min(s.losses):.4f}   "
-        f"max {np.max(s.losses):.4f}",
+        f"centre (the trained weights): {s.center_loss:.4f}   lowest grid point "
+        f"{np.min(s.losses):.4f}   highest {np.max(s.losses):.4f}",
         "optimizers start at "
         f"({s.paths['sgd'].points[0][0]:.2f}, {s.paths['sgd'].points[0][1]:.2f}), "
         + ", ".join(f"{op.LABELS[k]} lr {v:g}" for k, v in PATH_LRS.items())

@@ -48,10 +48,10 @@ def surface_text(art: SurfaceArt) -> Text:
     return text
 
 
-def marks_legend() -> Text:
-    """The key to the letters on the surface."""
+def marks_legend(centre: str = "minimum") -> Text:
+    """The key to the letters on the surface; ``centre`` names what ``x`` marks."""
     return Text.assemble(
         ("S", ROLE_STYLES["sgd"]), " SGD  ", ("M", ROLE_STYLES["momentum"]), " Momentum  ",
         ("A", ROLE_STYLES["adam"]), " Adam  ", ("&", ROLE_STYLES["shared"]), " shared  ",
-        ("o", ROLE_STYLES["start"]), " start  ", ("x", ROLE_STYLES["min"]), " minimum",
+        ("o", ROLE_STYLES["start"]), " start  ", ("x", ROLE_STYLES["min"]), f" {centre}",
     )  # fmt: skip
