@@ -203,3 +203,23 @@ def test_snapshot_no_color(snap_compare, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert os.environ["NO_COLOR"] == "1"
     assert snap_compare(model_app("backprop", STORY), terminal_size=(80, 24), run_before=_revealed)
+
+
+async def test_a_model_over_the_memory_budget_falls_back_to_anatomy_mini(monkeypatch, tiny_model):
+    """The loaded model's training copy would not fit: the chapter says so and steps anatomy-mini."""
+    from tui_helpers import make_model_session
+
+    from llm_anatomy_tui.app import LLMAnatomyApp
+    from llm_anatomy_tui.core.lessons import grad_step
+
+    monkeypatch.setattr(grad_step, "MEMORY_BUDGET", 1000)
+    session = make_model_session(STORY, model=tiny_model)
+    app = LLMAnatomyApp(chapter="backprop", session=session, load_resources=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await opened(pilot)
+        assert "uses anatomy-mini, not the loaded tiny-random" in screen.step.note
+        assert "over the" in static_text(screen, "#b-step")
+        shipped = grad_step.shipped_model()
+        expected = gradient_step(shipped, app.session.prompt_ids("model"), screen.lr)
+        assert screen.step.step.loss_before == pytest.approx(expected.loss_before, rel=1e-6)
+        assert "uses anatomy-mini" in screen.check.note and screen.check.check.agrees

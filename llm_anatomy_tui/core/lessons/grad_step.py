@@ -74,11 +74,11 @@ def memory_plan(
     config: LlamaConfig,
     optimizer: str = "sgd",
     bytes_per_number: int = 8,
-    budget: int = MEMORY_BUDGET,
+    budget: int | None = None,
     extra: int = 0,
 ) -> MemoryPlan:
     """The plan for ``optimizer``; 8 bytes per number by default (the float64 gradient check).
-    ``extra``: more weight-sized arrays (the loss slice keeps the trained weights and two
+    ``budget`` defaults to :data:`MEMORY_BUDGET`. ``extra``: more weight-sized arrays (the loss slice keeps the trained weights and two
     directions beside its working copy).
 
     >>> from ..train.trainer import PRESETS
@@ -89,6 +89,7 @@ def memory_plan(
     if optimizer not in STATE_ARRAYS:
         raise ValueError(f"unknown optimizer {optimizer!r}")
     copies = 2 + STATE_ARRAYS[optimizer] + extra
+    budget = MEMORY_BUDGET if budget is None else budget
     return MemoryPlan(parameter_count(config), bytes_per_number, copies, budget)
 
 
