@@ -38,8 +38,8 @@ from ..views.backprop import (
     prepare_step,
     step_summary,
     tensor_lines,
-    toy_stages,
     token_lines,
+    toy_stages,
 )
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen

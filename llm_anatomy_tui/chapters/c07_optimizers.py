@@ -241,7 +241,9 @@ class OptimizersScreen(ChapterScreen):
         text.append("\n")
         text.append_text(marks_legend("trained weights"))
         text.append(f"\nshading, low → high loss: {legend(art)}")
-        text.append(f"\nα → from {lim[0]:g} to {lim[1]:g}, β ↑ the same; one block = one grid point\n")
+        text.append(
+            f"\nα → from {lim[0]:g} to {lim[1]:g}, β ↑ the same; one block = one grid point\n"
+        )
         text.append("\n".join(slice_lines(s)) + "\n")
         steps = min(p.steps for p in s.paths.values())
         text.append("\n".join(summary_lines(s.paths, steps)))

@@ -34,6 +34,7 @@ def fit(text: str, width: int) -> str:
     """``text`` padded or cut to ``width`` characters (cut ones end in …)."""
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
+
 P_DEC = 6
 """Decimals of the toy's probabilities."""
 DEC = 4
@@ -77,7 +78,9 @@ def toy_stages(r: ToyBackprop, shown: int) -> list[Stage]:
         expr = terms[0] + "".join(
             (" − " + t[1:]) if t.startswith("-") else (" + " + t) for t in terms[1:]
         )
-        rows.append(f"  {w:<5} z = {expr.replace('-', '−')} = {f(r.z[k]).strip()}   p = {r.p[k]:.{P_DEC}f}")
+        rows.append(
+            f"  {w:<5} z = {expr.replace('-', '−')} = {f(r.z[k]).strip()}   p = {r.p[k]:.{P_DEC}f}"
+        )
     out.append(
         Stage(
             "1. Forward: predict",
@@ -200,7 +203,9 @@ def step_summary(step: GradStep) -> list[str]:
         f"  before {step.loss_before:.4f}   gradient norm ‖g‖ = {step.grad_norm:.4f}",
     ]
     if step.diverged:
-        lines.append(f"  after: {step.diverged}; the copy was thrown away (loaded weights untouched)")
+        lines.append(
+            f"  after: {step.diverged}; the copy was thrown away (loaded weights untouched)"
+        )
     else:
         delta = step.loss_after - step.loss_before
         word = "lower" if delta < 0 else "HIGHER: lr too large, the step overshot"
@@ -242,7 +247,9 @@ def check_lines(c: GradCheck) -> list[str]:
     ]
 
 
-def check_pick_choices(names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...]]]:
+def check_pick_choices(
+    names: Sequence[str], shapes: Sequence[tuple[int, ...]]
+) -> list[tuple[str, tuple[int, ...]]]:
     """(name, shape) pairs the picker cycles through."""
     return list(zip(names, shapes, strict=True))
 
@@ -321,7 +328,9 @@ def token_lines(rows: Sequence[TokenRow], limit: int = MAX_TOKEN_ROWS) -> list[s
     """``pos  token  p before → p after  ▲/▼`` for the first ``limit`` targets."""
     out = [f"{'pos':>4}  {'next token':<16}{'before':>8}    {'after':>8}"]
     for r in rows[:limit]:
-        out.append(f"{r.position:>4}  {fit(r.piece, 16)}{r.before:>8.4f} →  {r.after:>8.4f} {r.arrow}")
+        out.append(
+            f"{r.position:>4}  {fit(r.piece, 16)}{r.before:>8.4f} →  {r.after:>8.4f} {r.arrow}"
+        )
     if len(rows) > limit:
         out.append(f"      … {len(rows) - limit} more targets (the loss uses all {len(rows)})")
     return out

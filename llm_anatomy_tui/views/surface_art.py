@@ -44,7 +44,14 @@ class SurfaceArt:
         return ["".join(ch for ch, _ in row) for row in self.rows]
 
 
-def cell_of(x: float, y: float, xlim: tuple[float, float], ylim: tuple[float, float], width: int, height: int) -> tuple[int, int] | None:
+def cell_of(
+    x: float,
+    y: float,
+    xlim: tuple[float, float],
+    ylim: tuple[float, float],
+    width: int,
+    height: int,
+) -> tuple[int, int] | None:
     """(row, column) of a point, y upwards; None outside the drawn area.
 
     >>> cell_of(0.0, 0.0, (-1, 1), (-1, 1), 5, 3), cell_of(2.0, 0.0, (-1, 1), (-1, 1), 5, 3)
@@ -81,8 +88,12 @@ def draw_surface(
     """
     cells = resample(np.asarray(values, dtype=np.float64), width, height)
     finite = cells[np.isfinite(cells)]
-    glyphs = RAMP if bands == len(RAMP) else RAMP[:: max(1, len(RAMP) // bands)][:bands - 1] + RAMP[-1]
-    edges = np.quantile(finite, np.linspace(0, 1, bands + 1)) if finite.size else np.zeros(bands + 1)
+    glyphs = (
+        RAMP if bands == len(RAMP) else RAMP[:: max(1, len(RAMP) // bands)][: bands - 1] + RAMP[-1]
+    )
+    edges = (
+        np.quantile(finite, np.linspace(0, 1, bands + 1)) if finite.size else np.zeros(bands + 1)
+    )
     level = np.clip(np.searchsorted(edges[1:-1], cells, side="right"), 0, bands - 1)
     rows: list[list[Cell]] = [
         [(glyphs[int(k)], f"band{int(k)}") for k in level_row] for level_row in level
@@ -101,7 +112,9 @@ def draw_surface(
         if left:
             outside.append(name)
         if len(points) and start_cell is None:
-            start_cell = cell_of(float(points[0][0]), float(points[0][1]), xlim, ylim, width, height)
+            start_cell = cell_of(
+                float(points[0][0]), float(points[0][1]), xlim, ylim, width, height
+            )
     for (r, c), names in owners.items():
         if len(names) == 1:
             name = next(iter(names))

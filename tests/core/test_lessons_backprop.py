@@ -51,7 +51,9 @@ def test_toy_gradients_equal_finite_differences():
     np.testing.assert_allclose(r.grad_w, central(lambda: toy.toy_loss(w, b), w), atol=1e-8)
     np.testing.assert_allclose(r.grad_b, central(lambda: toy.toy_loss(w, b), b), atol=1e-8)
     z = toy.W0 @ toy.X + toy.B0
-    np.testing.assert_allclose(r.dl_dz, central(lambda: -np.log(toy.softmax(z)[toy.TARGET]), z), atol=1e-8)
+    np.testing.assert_allclose(
+        r.dl_dz, central(lambda: -np.log(toy.softmax(z)[toy.TARGET]), z), atol=1e-8
+    )
 
 
 def test_toy_chain_rule_pieces_multiply_to_the_gradient():
@@ -154,7 +156,12 @@ def test_shipped_weight_file_is_byte_identical_after_the_lessons(mini):
 
 @pytest.mark.parametrize(
     ("name", "index"),
-    [("layers.0.wqkv", (0, 0)), ("layers.1.w_down", (3, 7)), ("norm", (5,)), ("embed", (IDS[0], 4))],
+    [
+        ("layers.0.wqkv", (0, 0)),
+        ("layers.1.w_down", (3, 7)),
+        ("norm", (5,)),
+        ("embed", (IDS[0], 4)),
+    ],
 )
 def test_gradient_check_agrees(name, index, tiny_model):
     check = gradient_check(tiny_model, IDS, name, index)

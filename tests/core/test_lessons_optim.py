@@ -60,7 +60,9 @@ def test_adam_records_are_the_textbook_formulas():
         np.testing.assert_array_equal(rec.grad, g)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        assert rec.bias1 == pytest.approx(1 - 0.9**rec.t) and rec.bias2 == pytest.approx(1 - 0.999**rec.t)
+        assert rec.bias1 == pytest.approx(1 - 0.9**rec.t) and rec.bias2 == pytest.approx(
+            1 - 0.999**rec.t
+        )
         np.testing.assert_allclose(rec.m, m)
         np.testing.assert_allclose(rec.v, v)
         np.testing.assert_allclose(rec.m_hat, m / (1 - 0.9**rec.t))

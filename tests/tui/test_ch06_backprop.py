@@ -146,7 +146,9 @@ async def test_gradient_check_follows_the_keys_and_agrees():
         assert screen.pick == (3, (1, 1))
         check = screen.check.check
         assert (check.name, check.index) == (names[3], (1, 1))
-        direct = gradient_check(app.session.model, app.session.prompt_ids("model"), names[3], (1, 1))
+        direct = gradient_check(
+            app.session.model, app.session.prompt_ids("model"), names[3], (1, 1)
+        )
         assert check.analytic == pytest.approx(direct.analytic, rel=1e-9)
         assert check.agrees
         text = static_text(screen, "#b-check")

@@ -57,7 +57,9 @@ async def test_keys_drive_the_toy_and_its_numbers_are_the_core_steps():
         assert s.lr == LR_CHOICES[LR_CHOICES.index(op.LR) + 1]
         assert s.steps == STEP_CHOICES[STEP_CHOICES.index(op.STEPS) + 1]
         assert s.start == (op.START[0] - 2, op.START[1] - 0.5)
-        np.testing.assert_array_equal(screen.paths["sgd"].points, sgd_by_hand(s.start, s.lr, s.steps))
+        np.testing.assert_array_equal(
+            screen.paths["sgd"].points, sgd_by_hand(s.start, s.lr, s.steps)
+        )
         m = np.zeros(2)
         v = np.zeros(2)
         p = np.array(s.start)
@@ -115,9 +117,14 @@ async def test_real_slice_equals_a_direct_computation_and_weights_are_untouched(
         direct = compute_slice(model, GRID, SPAN, seed=0)
         np.testing.assert_allclose(real.losses, direct.losses, rtol=1e-6)
         for name in op.NAMES:
-            np.testing.assert_allclose(real.paths[name].points, direct.paths[name].points, rtol=1e-5)
+            np.testing.assert_allclose(
+                real.paths[name].points, direct.paths[name].points, rtol=1e-5
+            )
         text = static_text(screen, "#o-real")
-        assert f"{GRID} × {GRID} grid" in text and f"centre (the trained weights): {real.center_loss:.4f}" in text
+        assert (
+            f"{GRID} × {GRID} grid" in text
+            and f"centre (the trained weights): {real.center_loss:.4f}" in text
+        )
         assert "loaded model" in screen.real_status
         # r: new directions, computed in the worker, cached
         await pilot.press("r")
@@ -149,7 +156,10 @@ async def test_without_a_model_the_toy_works(make_app):
         screen = await opened(pilot)
         await pilot.press("plus", "a", "w", "comma", "r", "x", "less_than_sign")
         await app.wait_until_settled()
-        assert screen.real is None and screen.settings.steps == STEP_CHOICES[STEP_CHOICES.index(op.STEPS) - 1]
+        assert (
+            screen.real is None
+            and screen.settings.steps == STEP_CHOICES[STEP_CHOICES.index(op.STEPS) - 1]
+        )
         assert re.search(r"No model found in", str(screen.query_one("#resource-notice").content))
 
 

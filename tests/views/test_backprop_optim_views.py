@@ -16,8 +16,10 @@ from llm_anatomy_tui.views.optimizers import (
     STEP_CHOICES,
     ToySettings,
     adam_lines,
-    run_toy as run_toy_paths,
     summary_lines,
+)
+from llm_anatomy_tui.views.optimizers import (
+    run_toy as run_toy_paths,
 )
 from llm_anatomy_tui.views.surface_art import RAMP, cell_of, draw_surface
 

@@ -267,7 +267,9 @@ def gradient_check(
         raise ValueError(f"no parameter named {name!r}")
     param = params[name]
     index = tuple(int(i) for i in index)
-    if len(index) != param.ndim or any(not 0 <= i < n for i, n in zip(index, param.shape, strict=True)):
+    if len(index) != param.ndim or any(
+        not 0 <= i < n for i, n in zip(index, param.shape, strict=True)
+    ):
         raise ValueError(f"index {index} is outside {name} of shape {param.shape}")
     _, grads = loss_and_grads(m64, x, y)
     value = float(param[index])

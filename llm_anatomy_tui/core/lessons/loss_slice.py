@@ -93,7 +93,9 @@ def filter_normalized_direction(
 class Plane:
     """The loss on θ* + α·d₁ + β·d₂: a working copy of the model moved to any (α, β)."""
 
-    def __init__(self, model: Model, seed: int = SEED, batch: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(
+        self, model: Model, seed: int = SEED, batch: tuple[np.ndarray, np.ndarray] | None = None
+    ):
         self.base = {k: v.copy() for k, v in parameters(model).items()}
         self.work = model_astype(model, np.float32)
         self.params = parameters(self.work)
@@ -118,10 +120,7 @@ class Plane:
         with np.errstate(all="ignore"):
             loss, grads = loss_and_grads(self.work, self.inputs, self.targets)
             g = np.array(
-                [
-                    sum(float(np.vdot(grads[n], d[n])) for n in grads)
-                    for d in (self.d1, self.d2)
-                ]
+                [sum(float(np.vdot(grads[n], d[n])) for n in grads) for d in (self.d1, self.d2)]
             )
         return float(loss), g
 
@@ -174,7 +173,9 @@ def compute_slice(
             task.report(done / total)
     paths: dict[str, Path] = {}
     for name in NAMES:
-        paths[name] = run_path(name, plane.loss_grad, PATH_START, PATH_LRS[name], steps, cancelled=cancelled)
+        paths[name] = run_path(
+            name, plane.loss_grad, PATH_START, PATH_LRS[name], steps, cancelled=cancelled
+        )
         if cancelled():
             raise Cancelled
         done += steps
@@ -204,7 +205,9 @@ class SliceCache:
             self._items.pop(next(iter(self._items)))
         self._items[key] = value
 
-    def compute(self, model: Model, grid: int, span: float, seed: int, task: Task | None = None) -> LossSlice:
+    def compute(
+        self, model: Model, grid: int, span: float, seed: int, task: Task | None = None
+    ) -> LossSlice:
         """The cached slice, or compute and remember it."""
         key = self.key(model, grid, span, seed)
         hit = self.get(key)
@@ -212,5 +215,3 @@ class SliceCache:
             hit = compute_slice(model, grid, span, seed, task)
             self.put(key, hit)
         return hit
-
-

@@ -153,7 +153,9 @@ def run_path(
         point, loss, grad = new, new_loss, new_grad
         points.append(point.copy())
         losses.append(loss)
-    return Path(name, lr, np.array(points), np.array(losses), tuple(records[: len(points) - 1]), diverged)
+    return Path(
+        name, lr, np.array(points), np.array(losses), tuple(records[: len(points) - 1]), diverged
+    )
 
 
 def run_all(
