@@ -29,6 +29,7 @@ from .chapters.base import (
     GenerationOp,
     SessionChanged,
 )
+from .chapters.glossary import GlossaryCommands, GlossaryScreen
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
 
@@ -44,7 +45,7 @@ class LLMAnatomyApp(App[None]):
 
     TITLE = "llm-anatomy"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {ChapterCommands}
+    COMMANDS = App.COMMANDS | {ChapterCommands, GlossaryCommands}
 
     def __init__(
         self,
@@ -246,6 +247,11 @@ class LLMAnatomyApp(App[None]):
                 self.goto_chapter(slug)
 
         self.push_screen(ContentsScreen(self.current_mode), chosen)
+
+    def action_glossary(self, query: str = "") -> None:
+        """Open the glossary over the current screen (Esc returns to it unchanged)."""
+        if not isinstance(self.screen, GlossaryScreen):
+            self.push_screen(GlossaryScreen(query))
 
     def action_help(self) -> None:
         screen = self.screen

@@ -24,7 +24,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
 from ..core.lessons.toy_backprop import STAGES, ToyBackprop, run_toy
-from ..core.token_pieces import token_pieces
+from ..views.token_pieces import token_pieces
 from ..core.train.backward import parameters
 from ..views.backprop import (
     LR_CHOICES,
