@@ -5,7 +5,7 @@
   the start, at the shown step and the change; Adam's moments and bias correction for the
   shown step. Keys move the start, change the learning rate and the number of steps. All
   of it is a few hundred float operations: computed inline on every key.
-- The real surface (:mod:`..core.lessons.loss_slice`): the held-out loss on a plane through
+- The real surface (:mod:`..core.lessons.loss_slice`), cut when the person presses r: the held-out loss on a plane through
   the trained weights along two filter-normalised random directions, with the same three
   optimizers walking inside the plane on the model's real (projected) gradient. About a
   hundred forward passes: computed in a worker with progress, cancellable, cached per
@@ -53,6 +53,10 @@ REAL_NOTE = (
     "of each weight row (Li et al., 2018). The optimizers walk this plane using the "
     "model's real gradient projected onto d₁ and d₂."
 )
+ASK = (
+    "Press r to cut the real surface: 81 forward passes over held-out text, then 30 "
+    "gradient steps, in the background (a few seconds; x cancels)."
+)
 ANIMATE_SECONDS = 0.12
 TOY_HEIGHT = 13
 SLICES = SliceCache()
@@ -90,8 +94,8 @@ class OptimizersScreen(ChapterScreen):
                 tooltip="Move the toy's start point up"),
         Binding("s", "start(0, -1)", "Start ↓", show=False, id="optimizers.down",
                 tooltip="Move the toy's start point down"),
-        Binding("r", "new_slice", "New slice", id="optimizers.new-slice",
-                tooltip="Cut the real loss surface along two new random directions"),
+        Binding("r", "new_slice", "Real slice", id="optimizers.new-slice",
+                tooltip="Cut the real loss surface (again: along two new random directions)"),
         Binding("x", "cancel_slice", "Cancel", show=False, id="optimizers.cancel",
                 tooltip="Stop computing the real loss surface"),
     ]  # fmt: skip
@@ -129,8 +133,13 @@ class OptimizersScreen(ChapterScreen):
         self.draw_toy()
 
     def session_changed(self, changes: frozenset[str]) -> None:
-        if "model" in changes:
-            self.request_slice()
+        if "model" not in changes:
+            return
+        if self.real is not None:  # another model: the old slice no longer applies
+            self.real = None
+            self.query_one("#o-real", Static).update("")
+        self.real_status = ASK if self.session.model is not None else ""
+        self._status()
 
     # -- the toy ---------------------------------------------------------------------------
 
@@ -250,7 +259,8 @@ class OptimizersScreen(ChapterScreen):
         self.query_one("#o-real", Static).update(text)
 
     def action_new_slice(self) -> None:
-        self.seed += 1
+        if self.real is not None or self.is_computing("slice"):
+            self.seed += 1  # the first press cuts seed 0, later ones new directions
         self.request_slice()
 
     def action_cancel_slice(self) -> None:

@@ -32,10 +32,16 @@ def digest(model) -> str:  # noqa: ANN001
     return h.hexdigest()
 
 
-async def opened(pilot) -> OptimizersScreen:  # noqa: ANN001
+async def opened(pilot, cut: bool = False) -> OptimizersScreen:  # noqa: ANN001
+    """The chapter at rest; with ``cut`` the real slice is asked for (r) and finished."""
     await pilot.app.wait_until_settled(timeout=120)
     screen = pilot.app.screen
     assert isinstance(screen, OptimizersScreen)
+    if cut:
+        assert screen.real is None and "Press r" in static_text(screen, "#o-real-status")
+        await pilot.press("r")
+        await pilot.app.wait_until_settled(timeout=180)
+        assert screen.real is not None
     return screen
 
 
@@ -110,7 +116,7 @@ async def test_blown_up_learning_rate_is_reported():
 async def test_real_slice_equals_a_direct_computation_and_weights_are_untouched():
     app = model_app("optimizers")
     async with app.run_test(size=(100, 40)) as pilot:
-        screen = await opened(pilot)
+        screen = await opened(pilot, cut=True)
         model = app.session.model
         before = digest(model)
         real = screen.real.slice
@@ -128,7 +134,7 @@ async def test_real_slice_equals_a_direct_computation_and_weights_are_untouched(
         assert "loaded model" in screen.real_status
         # r: new directions, computed in the worker, cached
         await pilot.press("r")
-        await app.wait_until_settled(timeout=120)
+        await app.wait_until_settled(timeout=180)
         assert screen.real.slice.seed == 1
         assert not np.allclose(screen.real.slice.losses, real.losses)
         assert digest(model) == before
@@ -137,7 +143,7 @@ async def test_real_slice_equals_a_direct_computation_and_weights_are_untouched(
 async def test_cancel_stops_the_real_slice_with_a_message():
     app = model_app("optimizers")
     async with app.run_test(size=(100, 40)) as pilot:
-        screen = await opened(pilot)
+        screen = await opened(pilot, cut=True)
         first = screen.real
         await pilot.press(*"rrrrr")  # seed 5: not cached by another test
         await pilot.pause()
