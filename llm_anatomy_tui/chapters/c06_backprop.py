@@ -16,6 +16,7 @@ check run through the compute path in workers.
 from __future__ import annotations
 
 import math
+import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -42,7 +43,7 @@ from ..views.backprop import (
     toy_stages,
 )
 from ..widgets.prompt_bar import PromptBar
-from .base import ChapterScreen
+from .base import ChapterScreen, ProgressReport
 
 LEAD = (
     "Training nudges every weight in the direction that lowers the loss. Backpropagation "
@@ -58,6 +59,22 @@ CHECK_NOTE = (
     "Is the backward pass right? Nudge one weight by ±h, measure the loss both times, and "
     "compare the slope with the gradient the backward pass computed."
 )
+
+
+PAUSE = 0.1
+"""Seconds a step or check waits before starting: typing a word costs one job, not one per key."""
+
+
+def after_pause(fn, *args):  # noqa: ANN001, ANN002, ANN201
+    """Run ``fn(*args)`` after :data:`PAUSE`, unless a newer request replaced it meanwhile
+    (the last argument is the compute path's task)."""
+    *args, task = args
+    time.sleep(PAUSE)
+    return None if task.cancelled else fn(*args)
+
+
+def ignore(_report: ProgressReport) -> None:
+    """The step and check report no progress; asking for a task only lets them be skipped."""
 
 
 class BackpropScreen(ChapterScreen):
@@ -147,18 +164,18 @@ class BackpropScreen(ChapterScreen):
         if ids is None:
             return
         pieces = [p.display for p in token_pieces(self.session.encoding("model"), ids)]
-        self.compute("step", prepare_step, self.session.model, ids, pieces, self.session.prompt,
-                     self.lr,
-                     then=self.draw_step, on_error=self.step_failed)  # fmt: skip
+        args = (self.session.model, ids, pieces, self.session.prompt, self.lr)
+        self.compute("step", after_pause, prepare_step, *args,
+                     then=self.draw_step, on_error=self.step_failed, on_progress=ignore)  # fmt: skip
 
     def request_check(self) -> None:
         ids = self._ids()
         if ids is None:
             return
         tensor, index = self.pick
-        self.compute("check", prepare_check, self.session.model, ids, self.session.prompt,
-                     tensor, index,
-                     then=self.draw_check, on_error=self.check_failed)  # fmt: skip
+        args = (self.session.model, ids, self.session.prompt, tensor, index)
+        self.compute("check", after_pause, prepare_check, *args,
+                     then=self.draw_check, on_error=self.check_failed, on_progress=ignore)  # fmt: skip
 
     # -- drawing ---------------------------------------------------------------------------
 
