@@ -25,7 +25,6 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
 from ..core.lessons.toy_backprop import STAGES, ToyBackprop, run_toy
-from ..views.token_pieces import token_pieces
 from ..core.train.backward import parameters
 from ..views.backprop import (
     LR_CHOICES,
@@ -42,6 +41,7 @@ from ..views.backprop import (
     token_lines,
     toy_stages,
 )
+from ..views.token_pieces import token_pieces
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen, ProgressReport
 

@@ -25,9 +25,9 @@ from ..core.lessons.grad_step import (
 )
 from ..core.lessons.toy_backprop import CONTEXT, STAGES, WORDS, ToyBackprop
 from ..core.model import Model
-from .token_pieces import token_pieces
 from ..core.tokenizers import load_encoding
 from ..core.train.backward import parameters
+from .token_pieces import token_pieces
 
 
 def fit(text: str, width: int) -> str:
