@@ -53,7 +53,8 @@ LEAD = (
 REAL_NOTE = (
     "Loss = mean of −ln p(next token) over every position of your prompt. One step of plain "
     "gradient descent (w ← w − lr·g) on a copy of the weights; the loaded model that the "
-    "other chapters show is never changed."
+    "other chapters show is never changed. On a short prompt one step can move the prompt's "
+    "own probabilities a lot: that is memorising this text, not learning (chapter 12)."
 )
 CHECK_NOTE = (
     "Is the backward pass right? Nudge one weight by ±h, measure the loss both times, and "

@@ -85,9 +85,16 @@ async def test_keys_drive_the_toy_and_its_numbers_are_the_core_steps():
             assert f"{path.losses[step]:.4f}" in row and f"{path.start_loss:.4f}" in row
         await pilot.press("full_stop")
         assert screen.settings.step_shown == step + 1
+        # the other direction of every control
+        await pilot.press("d", "w", "minus", "minus", "less_than_sign")
+        t = screen.settings
+        assert t.start == (op.START[0] - 1, op.START[1])
+        assert t.lr == LR_CHOICES[LR_CHOICES.index(op.LR) - 1] and t.steps == op.STEPS
+        np.testing.assert_array_equal(screen.paths["sgd"].points, sgd_by_hand(t.start, t.lr, t.steps))
+        await pilot.press("full_stop", "full_stop")
         # the drawing: the start is marked, every letter of the legend is there
         toy = static_text(screen, "#o-toy")
-        assert "o" in toy and "S SGD" in toy and f"step {step + 1} of {s.steps}" in toy
+        assert "o" in toy and "S SGD" in toy and f"step {op.STEPS} of {op.STEPS}" in toy
 
 
 async def test_play_animates_and_pauses():
