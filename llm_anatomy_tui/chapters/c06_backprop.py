@@ -21,7 +21,7 @@ import time
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Static
 
 from ..core.lessons.toy_backprop import STAGES, ToyBackprop, run_toy
@@ -134,7 +134,9 @@ class BackpropScreen(ChapterScreen):
             yield Static(id="b-toy")
             yield Static("One real gradient step on your prompt", classes="b-title")
             yield Static(REAL_NOTE, classes="b-note")
-            yield Input(f"{self.lr:g}", placeholder="learning rate, e.g. 0.1", id="b-lr")
+            with Horizontal(id="b-lr-row"):
+                yield Static(Text("learning rate  e: type  +/−: step "), id="b-lr-label")
+                yield Input(f"{self.lr:g}", placeholder="e.g. 0.1", id="b-lr")
             yield Static(id="b-step")
             yield Static("Gradient check", classes="b-title")
             yield Static(CHECK_NOTE, classes="b-note")

@@ -90,7 +90,9 @@ async def test_keys_drive_the_toy_and_its_numbers_are_the_core_steps():
         t = screen.settings
         assert t.start == (op.START[0] - 1, op.START[1])
         assert t.lr == LR_CHOICES[LR_CHOICES.index(op.LR) - 1] and t.steps == op.STEPS
-        np.testing.assert_array_equal(screen.paths["sgd"].points, sgd_by_hand(t.start, t.lr, t.steps))
+        np.testing.assert_array_equal(
+            screen.paths["sgd"].points, sgd_by_hand(t.start, t.lr, t.steps)
+        )
         await pilot.press("full_stop", "full_stop")
         # the drawing: the start is marked, every letter of the legend is there
         toy = static_text(screen, "#o-toy")
