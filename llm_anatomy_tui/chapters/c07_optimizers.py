@@ -132,6 +132,10 @@ class OptimizersScreen(ChapterScreen):
     def on_mount(self) -> None:
         self.draw_toy()
 
+    def on_resize(self) -> None:
+        if self._valley is not None and self._valley.shape[1] != self._width():
+            self.draw_toy()  # the drawing follows the terminal's width
+
     def session_changed(self, changes: frozenset[str]) -> None:
         if "model" not in changes:
             return
