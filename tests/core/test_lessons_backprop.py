@@ -199,3 +199,18 @@ def test_over_budget_falls_back_to_anatomy_mini(tiny_model):
     assert model.name != tiny_model.name and "anatomy-mini" in why and "budget" in why
     model, why = training_model(tiny_model, memory_plan(tiny_model.config))
     assert model is tiny_model and "loaded model" in why
+
+
+def test_a_model_the_backward_pass_does_not_cover_falls_back(tiny_model):
+    import dataclasses
+
+    from llm_anatomy_tui.core.lessons.grad_step import unsupported
+
+    assert unsupported(tiny_model) is None
+    layers = [
+        dataclasses.replace(tiny_model.layers[0], bqkv=np.zeros(tiny_model.layers[0].wqkv.shape[0]))
+    ]
+    biased = dataclasses.replace(tiny_model, layers=layers + tiny_model.layers[1:], name="biased")
+    assert "biases" in unsupported(biased)
+    model, why = training_model(biased, memory_plan(biased.config))
+    assert model is not biased and "backward pass" in why

@@ -108,11 +108,32 @@ def shipped_model() -> Model:
     return load_model(default_model_dir())
 
 
+def unsupported(model: Model) -> str | None:
+    """Why the hand-written backward pass cannot train ``model``, or None when it can.
+
+    It covers the Llama block; Qwen2's q/k/v biases and Qwen3's per-head q/k norms are
+    not in it (a copy would silently drop them).
+    """
+    for layer in model.layers:
+        if getattr(layer, "bqkv", None) is not None:
+            return "its attention has q/k/v biases (Qwen2)"
+        if getattr(layer, "q_norm", None) is not None:
+            return "it normalises each query and key head (Qwen3)"
+    return None
+
+
 def training_model(loaded: Model, plan: MemoryPlan) -> tuple[Model, str]:
     """(the model a lesson trains, one line saying which and why).
 
-    The loaded model when ``plan`` fits the budget; otherwise the shipped anatomy-mini.
+    The loaded model when the backward pass supports it and ``plan`` fits the budget;
+    otherwise the shipped anatomy-mini.
     """
+    why_not = unsupported(loaded)
+    if why_not is not None:
+        return shipped_model(), (
+            f"uses anatomy-mini, not the loaded {loaded.name}: the hand-written backward pass "
+            f"covers the Llama block, and {why_not}"
+        )
     if plan.fits:
         return loaded, (
             f"runs on the loaded model ({loaded.name}): {plan.copies} weight-sized arrays need "
