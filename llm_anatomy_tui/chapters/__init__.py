@@ -80,6 +80,20 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "c05_sampling:SamplingScreen",
             ),
             Chapter(
+                6,
+                "backprop",
+                "Backpropagation",
+                "The chain rule by hand, then one real step on your text.",
+                "c06_backprop:BackpropScreen",
+            ),
+            Chapter(
+                7,
+                "optimizers",
+                "Optimizers",
+                "SGD, momentum, Adam on a valley and on the real loss.",
+                "c07_optimizers:OptimizersScreen",
+            ),
+            Chapter(
                 8,
                 "attention",
                 "Attention: Q, K, V",
