@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .preference import DPOPoint, Scored
+from .preference import DPO_LR, DPOPoint, Scored
 
 LOGP_DECIMALS = 4
 """Summed log-probabilities, z, the loss and the KL are shown with 4 decimals."""
@@ -107,7 +107,8 @@ class DPOReadout:
     def lines(self) -> list[str]:
         return [
             f"after {self.step} DPO step{'s' if self.step != '1' else ''} · β = {self.beta} · "
-            "reference: the model before any DPO step, frozen",
+            "reference: the model before any DPO step, frozen · steps: Adam, learning rate "
+            f"{DPO_LR:g}",
             f"log π(A) = {self.policy_a}   log π_ref(A) = {self.ref_a}",
             f"log π(B) = {self.policy_b}   log π_ref(B) = {self.ref_b}",
             f"z = (log π(A) − log π_ref(A)) − (log π(B) − log π_ref(B)) = {self.z}",
