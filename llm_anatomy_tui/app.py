@@ -28,6 +28,7 @@ from .chapters.base import (
 )
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
+from .widgets.safe_lists import SafeCommandPalette
 
 DIGIT_WAIT = 0.6
 """Seconds to wait for a second digit when a jump is ambiguous (``1`` vs ``14``)."""
@@ -141,6 +142,11 @@ class LLMAnatomyApp(App[None]):
             self.screen.post_message(SessionChanged(changes))
 
     # -- navigation ------------------------------------------------------------------------------
+
+    def action_command_palette(self) -> None:
+        """Open the command palette (Textual's, with PageUp/PageDown safe before layout)."""
+        if self.use_command_palette and not SafeCommandPalette.is_open(self):
+            self.push_screen(SafeCommandPalette(id="--command-palette"))
 
     @property
     def current_chapter(self) -> Chapter:

@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 
 from . import CHAPTERS, Chapter
 from .base import NAV_BINDINGS
+from ..widgets.safe_lists import SafePagingMixin
 
 TYPING_NOTE = (
     "While the prompt bar has the cursor, letter and digit keys type into it. "
@@ -49,7 +50,7 @@ def chapter_prompt(chapter: Chapter, *, current: bool = False, tagline: bool = T
     return text
 
 
-class ChapterList(OptionList):
+class ChapterList(SafePagingMixin, OptionList):
     """An option list of every registered chapter; Enter opens the highlighted one.
 
     ``current`` is marked "you are here"; ``highlight`` (default: ``current``) starts
