@@ -28,6 +28,7 @@ from .chapters.base import (
 )
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
+from .terminal import install as install_paste_parser
 from .widgets.safe_lists import SafeCommandPalette
 
 DIGIT_WAIT = 0.6
@@ -56,6 +57,7 @@ class LLMAnatomyApp(App[None]):
             session: use this session (tests pass one with resources already loaded).
             load_resources: start the background loading of tokenizers and model.
         """
+        install_paste_parser()  # pastes arrive whole, ESC and all (see terminal.py)
         super().__init__()
         self.session = session if session is not None else Session(DEFAULT_PROMPT)
         if prompt is not None:

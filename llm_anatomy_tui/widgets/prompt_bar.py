@@ -21,6 +21,10 @@ In that *view mode* the bar shows the start of the text with visible stand-ins (
 ``⏎``), says why, and offers: Backspace clears the text; Enter edits a copy cut to the
 limit with those characters removed. Pasting adds to the end.
 
+Every such whole-text change (clearing, editing a copy, a paste that switched modes) can
+be undone with Ctrl+Z, in either mode: the editor's own undo goes first, and when it has
+nothing left the bar's undo restores the text as it was before the change.
+
 Pasted line breaks are normalised to ``\\n`` (terminals send pasted newlines as ``\\r``).
 """
 
@@ -44,6 +48,8 @@ from ..core.token_pieces import visible_text
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 PREVIEW_CHARS = 600
+UNDO_DEPTH = 20
+"""Whole-text changes the bar remembers for Ctrl+Z."""
 
 
 def editable_problem(text: str, max_chars: int) -> str | None:
@@ -90,6 +96,12 @@ class _PromptArea(TextArea):
         self._bar._area_edited()
         return result
 
+    def action_undo(self) -> None:
+        before = self.text
+        super().action_undo()
+        if self.text == before:  # the editor had nothing to undo: undo a whole-text change
+            self._bar.undo()
+
     async def _on_paste(self, event: events.Paste) -> None:
         event.prevent_default()  # TextArea's own paste handler would insert the raw text
         event.stop()
@@ -118,6 +130,7 @@ class _PromptView(Static, can_focus=True):
             "Edit a copy",
             tooltip="Edit the start of the text, with control characters removed",
         ),
+        Binding("ctrl+z", "undo", "Undo", tooltip="Bring back the text before the last change"),
     ]
 
     def __init__(self, bar: PromptBar, **kwargs) -> None:  # noqa: ANN003
@@ -125,7 +138,15 @@ class _PromptView(Static, can_focus=True):
         self._bar = bar
 
     def action_clear(self) -> None:
+        cleared = len(self._bar.value)
         self._bar._user_set("", focus_editor=True)
+        self.app.notify(
+            f"Prompt cleared ({cleared:,} characters). Ctrl+Z in the prompt brings it back.",
+            timeout=4,
+        )
+
+    def action_undo(self) -> None:
+        self._bar.undo()
 
     def action_edit_copy(self) -> None:
         self._bar._user_set(
@@ -204,6 +225,7 @@ class PromptBar(Widget):
         )
         self._area.cursor_blink = cursor_blink
         self._view = _PromptView(self, id="prompt-view")
+        self._undo: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield self._area
@@ -230,6 +252,20 @@ class PromptBar(Widget):
             return
         self._value = text
         self._show(text)
+
+    @property
+    def can_undo(self) -> bool:
+        """Whether :meth:`undo` has a whole-text change to take back."""
+        return bool(self._undo)
+
+    def undo(self) -> bool:
+        """Restore the text from before the last whole-text change (clear, edit a copy, a
+        paste into view mode). Reported like an edit. Returns False if there was none."""
+        if not self._undo:
+            return False
+        text = self._undo.pop()
+        self._set_and_report(text, focus_editor=True)
+        return True
 
     def focus_editor(self) -> None:
         """Focus whichever part is showing (the editor, or the read-only view)."""
@@ -261,14 +297,22 @@ class PromptBar(Widget):
             if more > 0:
                 body.append(f" … (+{more:,} characters)", style="italic")
             self._view.update(body)
-            self._view.border_title = f"{self.title} — {len(text):,} characters, read-only"
-            self._view.border_subtitle = f"{problem} · Backspace clears · Enter edits a copy"
+            why = "too long" if len(text) > self.max_edit_chars else "control characters"
+            self._view.border_title = f"{self.title} — {len(text):,} chars, read-only ({why})"
+            self._view.border_subtitle = "Backspace clears · Enter edits a clean copy · Ctrl+Z undo"
+            self._view.tooltip = problem
             self._area.display = False
             self._view.display = True
             if refocus:
                 self._view.focus()
 
     def _user_set(self, text: str, *, focus_editor: bool = False) -> None:
+        if text != self._value:
+            self._undo.append(self._value)
+            del self._undo[:-UNDO_DEPTH]
+        self._set_and_report(text, focus_editor=focus_editor)
+
+    def _set_and_report(self, text: str, *, focus_editor: bool = False) -> None:
         self._value = text
         self._show(text)
         if focus_editor:
