@@ -48,6 +48,11 @@ class LlamaConfig:
     """dtype the weights were saved in (informational; we always compute in float32)."""
 
     def __post_init__(self) -> None:
+        from .limits import config_problem
+
+        problem = config_problem(vars(self))  # before anything sized by these is built
+        if problem:
+            raise ConfigError(problem)
         for name in (
             "vocab_size",
             "hidden_size",

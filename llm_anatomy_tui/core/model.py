@@ -88,9 +88,20 @@ class Model:
     _decode_layout: DecodeLayout | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._rope = self._rope_for(0)
+
+    def _rope_for(self, needed: int) -> tuple[np.ndarray, np.ndarray]:
+        """RoPE tables covering at least ``needed`` positions (grown by doubling, never
+        past the window: a window of a million positions costs nothing until it is used)."""
+        from .limits import rope_positions
+
+        rope = getattr(self, "_rope", None)
+        if rope is not None and rope[0].shape[0] >= needed:
+            return rope
         cfg = self.config
-        positions = np.arange(cfg.max_position_embeddings)
+        positions = np.arange(rope_positions(needed, cfg.max_position_embeddings))
         self._rope = rope_cos_sin(positions, cfg.dim_head, cfg.rope_theta)  # 2 x [P, D]
+        return self._rope
 
     def __repr__(self) -> str:
         # Short on purpose: Textual (worker descriptions) and tracebacks call repr(), and
@@ -192,7 +203,8 @@ class Model:
 
     def rope_tables(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """cos, sin rows for the given absolute positions: 2 x [T, D]."""
-        cos, sin = self._rope
+        positions = np.asarray(positions)
+        cos, sin = self._rope_for(int(positions.max()) + 1 if positions.size else 0)
         return cos[positions], sin[positions]
 
 
@@ -571,7 +583,8 @@ def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
         raise ValueError(
             f"token id {token} is outside this model's vocabulary (0..{cfg.vocab_size - 1})"
         )
-    cos, sin = model._rope[0][pos], model._rope[1][pos]  # [D] each
+    rope = model._rope_for(pos + 1)
+    cos, sin = rope[0][pos], rope[1][pos]  # [D] each
     # rotate_half(v) * sin == v[swap] * signed_sin, with swap exchanging the two halves:
     # one gather instead of a negation and a concatenation, per layer.
     swap, sign = _half_swap(head_dim)
