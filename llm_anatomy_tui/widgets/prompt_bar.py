@@ -5,10 +5,16 @@ value from code (:meth:`PromptBar.set_value`) is quiet, so screens can mirror a 
 prompt without echo loops.
 
 How an edit is reported: if an ancestor (normally the screen) has a method
-``prompt_bar_edited(bar, value)``, it is called directly, in the same turn as the
-keystroke; otherwise a :class:`PromptBar.Changed` message is posted. The direct call
-matters for speed: a message reaches the screen only after the screen has painted the
-keystroke once, so whatever the screen recomputes would cost a second frame (~16 ms).
+``prompt_bar_edited(bar, value)``, it is called directly; otherwise a
+:class:`PromptBar.Changed` message is posted. The direct call matters for speed: a
+message reaches the screen only after the screen has painted the keystroke once, so
+whatever the screen recomputes would cost a second frame (~16 ms).
+
+Typed edits are *coalesced*: the report runs once the keys already waiting in the
+editor's queue have been applied, with the text as it is then. A person typing gets one
+report per key, as before; a flood of keys (a held key, ``tmux send-keys``, a terminal
+without bracketed paste) gets one report per batch, so the chapter recomputes a few
+times instead of once per character and the screen keeps up.
 
 Some text cannot be edited safely in a terminal text area, and the bar then shows it
 read-only instead of silently changing it:
@@ -88,6 +94,34 @@ class _PromptArea(TextArea):
     def __init__(self, bar: PromptBar, **kwargs) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
         self._bar = bar
+        self._typed: list[str] = []
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Typed characters are inserted in batches: each insert re-wraps the whole
+        # (one-line, soft-wrapped) prompt, so one insert per key made a flood of typed
+        # keys quadratic (3,000 keys froze the app for seconds). A key that is not a
+        # character first inserts what is waiting, so nothing is reordered.
+        if event.is_printable and not self.read_only and event.character:
+            event.stop()
+            event.prevent_default()
+            self._typed.append(event.character)
+            if len(self._typed) == 1:
+                self.call_later(self.flush_typed)
+            return
+        self.flush_typed()
+        await super()._on_key(event)
+
+    def flush_typed(self) -> None:
+        """Insert the typed characters that are waiting (called after the queued keys)."""
+        if not self._typed:
+            return
+        text = "".join(self._typed)
+        self._typed.clear()
+        if self.read_only:
+            return
+        start, end = self.selection
+        self.replace(text, start, end, maintain_selection_offset=False)
+        self.scroll_cursor_visible()
 
     def edit(self, edit: Edit) -> EditResult:
         # Report the change right away, inside the keystroke's own handler: the screen's
@@ -97,6 +131,7 @@ class _PromptArea(TextArea):
         return result
 
     def action_undo(self) -> None:
+        self.flush_typed()
         before = self.text
         super().action_undo()
         if self.text == before:  # the editor had nothing to undo: undo a whole-text change
@@ -105,6 +140,7 @@ class _PromptArea(TextArea):
     async def _on_paste(self, event: events.Paste) -> None:
         event.prevent_default()  # TextArea's own paste handler would insert the raw text
         event.stop()
+        self.flush_typed()
         if self.read_only:
             return
         text = pasted_text(event.text)
@@ -136,6 +172,23 @@ class _PromptView(Static, can_focus=True):
     def __init__(self, bar: PromptBar, **kwargs) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
         self._bar = bar
+        self._typed: list[str] = []
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Typing while the text is read-only adds to its end (in batches, as in the
+        # editor), so letters typed past the edit limit never run commands.
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self._typed.append(event.character)
+            if len(self._typed) == 1:
+                self.call_later(self._flush_typed)
+
+    def _flush_typed(self) -> None:
+        text = "".join(self._typed)
+        self._typed.clear()
+        if text:
+            self._bar._set_and_report(self._bar.value + text)
 
     def action_clear(self) -> None:
         cleared = len(self._bar.value)
@@ -226,6 +279,7 @@ class PromptBar(Widget):
         self._area.cursor_blink = cursor_blink
         self._view = _PromptView(self, id="prompt-view")
         self._undo: list[str] = []
+        self._report_pending = False
 
     def compose(self) -> ComposeResult:
         yield self._area
@@ -320,6 +374,7 @@ class PromptBar(Widget):
         self._report(text)
 
     def _report(self, text: str) -> None:
+        self._report_pending = False
         for node in self.ancestors:
             edited = getattr(node, "prompt_bar_edited", None)
             if edited is not None:
@@ -340,4 +395,13 @@ class PromptBar(Widget):
             self._user_set(text)  # typed past the limit: switch to view mode
             return
         self._value = text
-        self._report(text)
+        if not self._report_pending:
+            self._report_pending = True
+            # After the keys already queued for the editor: one report for the batch.
+            self._area.call_later(self._flush_report)
+
+    def _flush_report(self) -> None:
+        if not self._report_pending:
+            return
+        self._report_pending = False
+        self._report(self._value)

@@ -57,3 +57,41 @@ async def test_edit_a_copy_can_be_undone_after_typing(make_app) -> None:
         await pilot.press("ctrl+z")  # then the whole-text change
         await pilot.pause()
         assert app.session.prompt == "x\x1by"
+
+
+def _type_burst(app, text: str) -> None:  # noqa: ANN001
+    """Queue every key at once, as a terminal delivers a typed flood."""
+    for ch in text:
+        app.post_message(events.Key("space" if ch == " " else ch, ch))
+
+
+async def test_typed_flood_is_coalesced_and_kept_in_order(make_app) -> None:
+    """3,000 typed keys: the text arrives whole and in order, and the chapter recomputes
+    once per batch, not once per key (it used to: 3,000 recomputes froze the app)."""
+    app = make_app(chapter="tokenization", prompt="")
+    text = ("abcd efgh " * 300)[:3000]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.pause()
+        before = app.session.prompt_revision
+        _type_burst(app, text)
+        for _ in range(50):
+            await pilot.pause()
+            if app.session.prompt == text:
+                break
+        assert app.session.prompt == text
+        assert app.session.prompt_revision - before < 100  # was 3,000
+
+
+async def test_keys_typed_into_a_read_only_prompt_are_text_not_commands(make_app) -> None:
+    app = make_app(chapter="tokenization", prompt="bell\x07")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.pause()
+        _type_burst(app, "qnt?")  # quit, next chapter, contents, help — if they ran
+        await pilot.pause()
+        await pilot.pause()
+        assert app.is_running and app.current_mode == "tokenization"
+        assert app.session.prompt == "bell\x07qnt?"
