@@ -17,8 +17,8 @@ import argparse
 import json
 import sys
 
-from ..core.token_pieces import format_ratio, token_pieces, tokenize
 from ..core.tokenizers import ENCODING_LABELS, ENCODING_NAMES, TokenizerAssetError, load_encoding
+from ..views.token_pieces import format_ratio, token_pieces, tokenize
 from . import CommandError
 
 NAME = "tokenize"

@@ -40,6 +40,8 @@ def config_problem(values: Mapping[str, object]) -> str | None:
     line, or ``None``. Non-finite floats (``rope_theta``, ``rms_norm_eps``) count too."""
     for name, limit in MAX_CONFIG_VALUES.items():
         value = values.get(name)
+        if name == "max_position_embeddings" and isinstance(values.get("trained_context"), int):
+            value = values["trained_context"]  # the file's value, before a loader cut it
         if isinstance(value, int) and not isinstance(value, bool) and value > limit:
             return f"{name} is {value:,}, more than llm-anatomy supports (at most {limit:,})"
     for name in ("rope_theta", "rms_norm_eps"):

@@ -21,20 +21,21 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from .tokenizers import ENCODING_NAMES, TokenizerAssetError, load_encoding
 
 if TYPE_CHECKING:  # numpy is imported only when the model is actually loaded
     import tiktoken
 
-    from .attention_tracker import AttentionTracker
     from .generation import Generation
     from .model import Model
     from .sampling import SamplingSettings
+
+T = TypeVar("T")
 
 DEFAULT_PROMPT = "Once upon a time, there was a little robot who wanted to read."
 """The prompt a fresh session starts with (the default model was trained on short stories)."""
@@ -112,7 +113,8 @@ class Session:
         """Increases by one whenever the sampler settings, seed or stop sequences change."""
         self._generation: Generation | None = None
         self._generation_key: tuple[str, int] | None = None
-        self._attention: AttentionTracker | None = None
+        self._shared: dict[str, object] = {}
+        self._shared_lock = threading.Lock()
         self.context_notice = ""
         """Why the model reads something other than the prompt's tokens, or "" (e.g. the
         prompt was empty, or longer than the context window)."""
@@ -360,15 +362,20 @@ class Session:
         generation.seed = self.seed
         generation.stop_sequences = check_stops(self.stop_sequences)
 
-    @property
-    def attention(self) -> AttentionTracker:
-        """Attention maps of the shared context, grown step by step (chapters 8 and 9 read
-        it: a step computed for one is there for the other). Thread-safe."""
-        if self._attention is None:
-            from .attention_tracker import AttentionTracker
+    def shared(self, name: str, factory: Callable[[], T]) -> T:
+        """One object per session under ``name``, made by ``factory()`` the first time it is
+        asked for (thread-safe). For caches that several screens read, such as the attention
+        maps chapters 8 and 9 share: a step computed for one is there for the other. The
+        session knows nothing of what it holds.
 
-            self._attention = AttentionTracker()
-        return self._attention
+        >>> s = Session("Hi", model_dir="/nonexistent")
+        >>> s.shared("memo", dict) is s.shared("memo", dict)
+        True
+        """
+        with self._shared_lock:
+            if name not in self._shared:
+                self._shared[name] = factory()
+            return cast(T, self._shared[name])
 
     def reset_generation(self) -> None:
         """Forget every step: the next op starts again from the prompt."""
