@@ -13,7 +13,7 @@ from .commands import CommandError
 
 PROG = "llm-anatomy"
 # Modules in llm_anatomy_tui.commands, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("tokenize", "generate", "train")
+COMMAND_MODULES: tuple[str, ...] = ("tokenize", "generate", "train", "serve")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -115,6 +115,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingsMap, BindingType
 from textual.message import Message
@@ -125,6 +126,7 @@ from textual.widgets import Footer, Input, Static, TextArea
 
 from ..core.session import NotReady, ResourceState, Session, Status
 from ..widgets.prompt_bar import PromptBar
+from ..widgets.too_small import TooSmallNotice
 
 if TYPE_CHECKING:
     from ..core.generation import Generation
@@ -409,6 +411,7 @@ class ChapterScreen(Screen):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = NAV_BINDINGS
+    DEFAULT_CSS = "ChapterScreen { layers: default too-small; }"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         # Textual lists a base class's bindings before a subclass's, so at 80 columns the
@@ -656,6 +659,12 @@ class ChapterScreen(Screen):
         yield ResourceNotice(id="resource-notice")
         yield from self.compose_chapter()
         yield Footer(compact=True)
+        yield TooSmallNotice(id="too-small")
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The terminal's size, not the screen's region: a notice covers a too-small window.
+        for notice in self.query(TooSmallNotice):
+            notice.show_for(self.app.size.width, self.app.size.height)
 
     def on_mount(self) -> None:
         self._deliver(ALL_CHANGES)
