@@ -26,3 +26,18 @@ async def test_too_small_notice_on_every_chapter(make_app, chapter) -> None:  # 
         await pilot.pause()
         assert not notice.display
         assert app.is_running
+
+
+async def test_no_scroll_animation_over_ssh(monkeypatch) -> None:
+    """Animated scrolling repainted the body every frame: PageDown in chapter 9 sent
+    361-654 KB over SSH. Over SSH (or in a browser) the app scrolls in one step."""
+    from tui_helpers import make_session
+
+    from llm_anatomy_tui.app import LLMAnatomyApp
+
+    monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
+    monkeypatch.setenv("SSH_CONNECTION", "10.0.0.2 50000 10.0.0.1 22")
+    app = LLMAnatomyApp(session=make_session(), load_resources=False)
+    assert app.animation_level == "none"
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")  # an explicit choice wins
+    assert LLMAnatomyApp(session=make_session(), load_resources=False).animation_level == "full"
