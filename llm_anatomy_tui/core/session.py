@@ -152,6 +152,9 @@ class Session:
                     errors[name] = str(exc)
             self._encodings = encodings
             self._encoding_errors = errors
+            from .tokenizers import release_rank_tables
+
+            release_rank_tables()  # ~40 MB the built encodings no longer need
             if not errors:
                 state = ResourceState(Status.READY)
             else:

@@ -151,3 +151,16 @@ def test_rope_tables_cover_only_positions_used() -> None:
     ref_cos, ref_sin = rope_cos_sin(positions, cfg.dim_head, cfg.rope_theta)
     np.testing.assert_allclose(cos, ref_cos, rtol=0, atol=1e-6)
     np.testing.assert_allclose(sin, ref_sin, rtol=0, atol=1e-6)
+
+
+def test_rank_tables_are_released_after_loading_and_encodings_still_work() -> None:
+    from llm_anatomy_tui.core import tokenizers
+
+    s = Session("héllo wörld 🦙")
+    s.load_tokenizers()
+    assert tokenizers._ranks.cache_info().currsize == 0  # the ~40 MB of dicts are gone
+    for name in ("o200k_base", "cl100k_base", "model"):
+        enc = s.encoding(name)
+        ids = enc.encode_ordinary(s.prompt)
+        assert enc.decode(ids) == s.prompt
+        assert b"".join(enc.decode_single_token_bytes(t) for t in ids) == s.prompt.encode()
