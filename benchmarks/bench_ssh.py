@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from llm_anatomy_tui.chapters import CHAPTERS  # noqa: E402
 
 QUIET = 0.6  # seconds without output that end a key's repaint
+BLINK_BYTES = 400  # output per quiet window that still counts as quiet (cursor blink)
 KEY_BYTES = {
     "pagedown": b"\x1b[6~", "pageup": b"\x1b[5~", "down": b"\x1b[B", "up": b"\x1b[A",
     "left": b"\x1b[D", "right": b"\x1b[C", "tab": b"\t", "escape": b"\x1b", "enter": b"\r",
@@ -104,19 +105,26 @@ class Session:
         self.pid, self.fd = pid, fd
 
     def read_quiet(self, quiet: float = QUIET, limit: float = 30.0) -> int:
-        """Bytes received until ``quiet`` seconds pass without output."""
+        """Bytes received until ``quiet`` seconds pass with no more than a blinking
+        cursor's worth of output (a focused text field repaints its cursor forever)."""
         total, end = 0, time.perf_counter() + limit
+        window_start, window_bytes = time.perf_counter(), 0
         while time.perf_counter() < end:
-            ready, _, _ = select.select([self.fd], [], [], quiet)
-            if not ready:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            now = time.perf_counter()
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                total += len(chunk)
+                window_bytes += len(chunk)
+                if window_bytes > BLINK_BYTES:
+                    window_start, window_bytes = now, 0
+            if now - window_start >= quiet:
                 break
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            total += len(chunk)
         return total
 
     def key(self, name: str, quiet: float = QUIET) -> int:
