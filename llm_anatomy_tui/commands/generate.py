@@ -244,7 +244,12 @@ def _load(model_dir: str | None):
     try:
         return load_model(path)
     except ModelLoadError as exc:
-        raise CommandError(str(exc)) from None
+        fix = (
+            "reinstall llm-anatomy (pip install --force-reinstall llm-anatomy)"
+            if model_dir is None
+            else "give --model a directory with config.json and model.safetensors, or a .gguf file"
+        )
+        raise CommandError(f"{exc}; {fix}") from None
 
 
 # -- output -----------------------------------------------------------------------------------
