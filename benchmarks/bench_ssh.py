@@ -193,7 +193,9 @@ def main() -> int:
     over = []
     try:
         print(f"bytes per key over ssh (loopback sshd, port {sshd.port}), 80x24")
-        print(f"{'chapter':<18} {'keys':>4} {'max KB':>7} {'mean KB':>8} {'worst key':<14} switch KB")
+        print(
+            f"{'chapter':<18} {'keys':>4} {'max KB':>7} {'mean KB':>8} {'worst key':<14} switch KB"
+        )
         for chapter in CHAPTERS:
             if chapter.number not in wanted:
                 continue

@@ -97,8 +97,13 @@ def key_latency(presses: int) -> None:
 
 def core_numbers() -> None:
     from llm_anatomy_tui.core.kv_cache import KVCache
-    from llm_anatomy_tui.core.model import Trace, decode_token, default_model_dir, forward
-    from llm_anatomy_tui.core.model import load_model
+    from llm_anatomy_tui.core.model import (
+        Trace,
+        decode_token,
+        default_model_dir,
+        forward,
+        load_model,
+    )
     from llm_anatomy_tui.core.quant import quantize_model
     from llm_anatomy_tui.core.train.backward import loss_and_grads, parameters
     from llm_anatomy_tui.core.train.optim import (
@@ -129,7 +134,10 @@ def core_numbers() -> None:
     row("decode, KV cache", f"{steps / timed(cached, 3):,.0f} tokens/s")
     row("decode, no cache (recompute)", f"{(steps // 4) / timed(uncached, 3):,.0f} tokens/s")
     ids = rng.integers(0, cfg.vocab_size, 128)
-    row("traced forward, 128 tokens", f"{timed(lambda: forward(model, ids, trace=Trace()), 5) * 1000:.1f} ms")
+    row(
+        "traced forward, 128 tokens",
+        f"{timed(lambda: forward(model, ids, trace=Trace()), 5) * 1000:.1f} ms",
+    )
     batch, window = 16, min(128, cfg.max_position_embeddings)
     x = rng.integers(0, cfg.vocab_size, (batch, window))
     y = rng.integers(0, cfg.vocab_size, (batch, window))
@@ -142,9 +150,18 @@ def core_numbers() -> None:
         grads, _ = clip_by_global_norm(grads, 1.0)
         optimizer_step(settings, state, params, grads, 0.0)  # lr 0: the weights stay
 
-    row(f"training, batch {batch}x{window}", f"{batch * window / timed(train_step, 3):,.0f} tokens/s")
-    row("quantize whole model, Q8_0", f"{timed(lambda: quantize_model(model, 'Q8_0'), 3) * 1000:.0f} ms")
-    row("quantize whole model, Q4_0", f"{timed(lambda: quantize_model(model, 'Q4_0'), 3) * 1000:.0f} ms")
+    row(
+        f"training, batch {batch}x{window}",
+        f"{batch * window / timed(train_step, 3):,.0f} tokens/s",
+    )
+    row(
+        "quantize whole model, Q8_0",
+        f"{timed(lambda: quantize_model(model, 'Q8_0'), 3) * 1000:.0f} ms",
+    )
+    row(
+        "quantize whole model, Q4_0",
+        f"{timed(lambda: quantize_model(model, 'Q4_0'), 3) * 1000:.0f} ms",
+    )
 
 
 def memory() -> None:

@@ -39,6 +39,7 @@ from .widgets.safe_lists import SafeCommandPalette
 Deliver = Callable[[object, "BaseException | None"], None]
 """How a generation op's result reaches the screen that asked for it (from the worker)."""
 
+
 def remote_session(env: Mapping[str, str]) -> bool:
     """Whether the screen travels over a network (SSH, or a browser via ``serve``) and no
     animation level was chosen explicitly (``TEXTUAL_ANIMATIONS``).

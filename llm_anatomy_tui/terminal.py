@@ -116,14 +116,14 @@ class PasteSafeParser(XTermParser):
             yield from self._base_feed(joined)
 
     def tick(self) -> Iterable[Message]:
-        if self._held and not self._in_paste:
-            if time.monotonic() - self._held_since >= HOLD_SECONDS:
-                held, self._held = self._held, ""
-                yield from self._base_feed(held)
-                # Nothing followed within the escape delay: a lone ESC is the Escape key,
-                # "\x1b[" is Alt+[ — let the base parser decide now, not one delay later.
-                if self._timeout_time is not None:  # the base waits on its escape delay
-                    self._timeout_time = 0.0
+        waited = time.monotonic() - self._held_since
+        if self._held and not self._in_paste and waited >= HOLD_SECONDS:
+            held, self._held = self._held, ""
+            yield from self._base_feed(held)
+            # Nothing followed within the escape delay: a lone ESC is the Escape key,
+            # "\x1b[" is Alt+[ — let the base parser decide now, not one delay later.
+            if self._timeout_time is not None:  # the base waits on its escape delay
+                self._timeout_time = 0.0
         for event in super().tick():
             if isinstance(event, events.Paste):
                 event = events.Paste(decode_paste(event.text))

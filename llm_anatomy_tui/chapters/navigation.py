@@ -18,9 +18,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..widgets.safe_lists import SafePagingMixin
 from . import CHAPTERS, Chapter
 from .base import NAV_BINDINGS
-from ..widgets.safe_lists import SafePagingMixin
 
 TYPING_NOTE = (
     "While the prompt bar has the cursor, letter and digit keys type into it. "

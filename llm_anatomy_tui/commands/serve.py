@@ -34,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the address browsers use to reach this server, e.g. http://10.0.0.5:8000 "
         "(required with a --host other than loopback)",
     )  # fmt: skip
-    parser.add_argument(
-        "--app-chapter", metavar="N|SLUG", help="chapter every new tab opens at"
-    )
+    parser.add_argument("--app-chapter", metavar="N|SLUG", help="chapter every new tab opens at")
 
 
 def is_loopback(host: str) -> bool:

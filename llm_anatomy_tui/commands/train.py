@@ -24,8 +24,8 @@ from ..core.train.data import Corpus, CorpusError, hold_out, load_corpus
 from ..core.train.optim import OPTIMIZERS, OptimizerSettings
 from ..core.train.trainer import (
     PRESETS,
-    NonFiniteLoss,
     STATE_FILE,
+    NonFiniteLoss,
     Trainer,
     TrainError,
     TrainEvent,
@@ -365,9 +365,7 @@ class _Diverged(Exception):
     """The loss became NaN/inf: the run stopped (one line, exit 1)."""
 
 
-def _stop_on_nan(
-    events: Iterator[TrainEvent], trainer: Trainer, out: Path
-) -> Iterator[TrainEvent]:
+def _stop_on_nan(events: Iterator[TrainEvent], trainer: Trainer, out: Path) -> Iterator[TrainEvent]:
     try:
         yield from events
     except NonFiniteLoss as exc:
@@ -388,7 +386,6 @@ def _checkpoint_step(path: Path) -> str:
         return str(json.loads((path / STATE_FILE).read_text(encoding="utf-8"))["step"])
     except (OSError, ValueError, KeyError, TypeError):
         return "?"
-
 
 
 def run(args: argparse.Namespace) -> int:

@@ -228,8 +228,12 @@ class Session:
             model = load_model(path)
         except (ModelLoadError, OSError, ValueError) as exc:
             self.model = None
-            fix = FIX_MODEL if shipped else (
-                f"check the files in {path}, or unset {MODEL_DIR_ENV} to use the shipped model"
+            fix = (
+                FIX_MODEL
+                if shipped
+                else (
+                    f"check the files in {path}, or unset {MODEL_DIR_ENV} to use the shipped model"
+                )
             )
             self.model_state = ResourceState(
                 Status.FAILED, f"Could not load the model: {exc}. To fix: {fix}."

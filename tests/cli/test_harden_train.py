@@ -10,7 +10,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from test_train_cli import files, one_line_error, train_args  # noqa: F401  (fixture)
+import test_train_cli
+from test_train_cli import one_line_error, train_args
 
 from llm_anatomy_tui.cli import main
 from llm_anatomy_tui.core import limits
@@ -24,13 +25,15 @@ from llm_anatomy_tui.core.train.optim import (
     optimizer_step,
 )
 
+files = test_train_cli.files  # the small corpus fixture, shared
+
 
 @pytest.mark.parametrize(
     ("flag", "value"),
     [("--lr", "nan"), ("--lr", "inf"), ("--weight-decay", "nan"),
      ("--dropout", "nan"), ("--grad-clip", "inf"), ("--min-lr", "nan"), ("--minutes", "inf")],
 )  # fmt: skip
-def test_non_finite_hyperparameters_are_refused(capsys, files, tmp_path, flag, value) -> None:  # noqa: F811
+def test_non_finite_hyperparameters_are_refused(capsys, files, tmp_path, flag, value) -> None:
     argv = train_args(files, tmp_path / "run", "--steps", "3", flag, value)
     if flag == "--minutes":
         argv.remove("--steps"), argv.remove("3")
@@ -38,13 +41,16 @@ def test_non_finite_hyperparameters_are_refused(capsys, files, tmp_path, flag, v
     assert not (tmp_path / "run").exists()
 
 
-def test_absurd_learning_rate_is_refused(capsys, files, tmp_path) -> None:  # noqa: F811
+def test_absurd_learning_rate_is_refused(capsys, files, tmp_path) -> None:
     one_line_error(capsys, train_args(files, tmp_path / "run", "--steps", "3", "--lr", "1e9"),
                    "learning rate 1e+09")  # fmt: skip
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
-    capsys, files, tmp_path, monkeypatch  # noqa: F811
+    capsys,
+    files,
+    tmp_path,
+    monkeypatch,
 ) -> None:
     calls = {"n": 0}
 
@@ -70,7 +76,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert not (out / "model.safetensors").exists()  # no NaN model exported
 
 
-def test_unwritable_out_is_refused_before_any_work(capsys, files, tmp_path) -> None:  # noqa: F811
+def test_unwritable_out_is_refused_before_any_work(capsys, files, tmp_path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     one_line_error(capsys, train_args(files, blocker / "run", "--steps", "3"), "not a directory")
@@ -79,7 +85,7 @@ def test_unwritable_out_is_refused_before_any_work(capsys, files, tmp_path) -> N
     )
 
 
-def test_impossible_batch_is_refused_with_the_numbers(capsys, files, tmp_path) -> None:  # noqa: F811
+def test_impossible_batch_is_refused_with_the_numbers(capsys, files, tmp_path) -> None:
     argv = train_args(files, tmp_path / "run", "--steps", "3")
     argv[argv.index("--batch-size") + 1] = "1000000000"
     one_line_error(capsys, argv, "--batch-size 1,000,000,000 x --context 32 needs about")

@@ -95,7 +95,9 @@ def random_burst(rng: random.Random) -> list[str | tuple[str, object]]:
         inner += rng.choices(["pageup", "pagedown", "up", "down", "backspace"], k=rng.randint(0, 3))
         return ["ctrl+p", *inner, rng.choice(["escape", "enter", "escape"])]
     if kind < 0.40:  # the prompt bar: focus, type, leave
-        typed = rng.choices(KEYS[:40] + ["space", "backspace", "left", "right"], k=rng.randint(1, 25))
+        typed = rng.choices(
+            KEYS[:40] + ["space", "backspace", "left", "right"], k=rng.randint(1, 25)
+        )
         return ["slash", *typed, "escape"]
     return rng.choices(KEYS, k=rng.randint(1, 12))
 

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from textual import events
 from textual._xterm_parser import XTermParser
 
-from llm_anatomy_tui.terminal import PASTE_END, PASTE_START, PasteSafeParser, decode_paste, encode_paste
+from llm_anatomy_tui.terminal import (
+    PASTE_END,
+    PASTE_START,
+    PasteSafeParser,
+    decode_paste,
+    encode_paste,
+)
 
 
 def _events(parser: XTermParser, chunks: list[str], wait: bool = True) -> list[tuple[str, str]]:

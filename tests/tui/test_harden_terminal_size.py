@@ -9,7 +9,6 @@ from llm_anatomy_tui.chapters import CHAPTERS
 from llm_anatomy_tui.widgets.too_small import MIN_COLS, MIN_ROWS, TooSmallNotice
 
 
-
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
 async def test_too_small_notice_on_every_chapter(make_app, chapter) -> None:  # noqa: ANN001
     app = make_app(chapter=chapter.slug)
