@@ -11,6 +11,7 @@ at the top. The per-topic scripts beside this one go deeper (see benchmarks/READ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -92,10 +93,8 @@ def key_latency(presses: int) -> None:
                 for _ in range(presses):
                     term.mark()
                     sent = term.write(key)
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         lat.append(term.read_until(lambda text: len(text) > 0, timeout=1.0) - sent)
-                    except TimeoutError:
-                        pass
                     term.drain(0.15)
         finally:
             term.close()
