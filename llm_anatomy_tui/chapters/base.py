@@ -63,9 +63,10 @@ The contract
   **Styles** live in a ``.tcss`` file beside the chapter module, named like it
   (``c05_sampling.py`` → ``c05_sampling.tcss``), listed in the screen's ``CSS_PATH``;
   widgets keep their own ``DEFAULT_CSS``. ``HORIZONTAL_BREAKPOINTS`` gives the screen
-  ``-narrow``/``-wide`` classes. The chapter must work from 40×12 up (scroll rather than
-  clip), look right at 80×24, and every panel must be reachable by keyboard (put the body
-  in a focusable ``VerticalScroll``).
+  ``-narrow``/``-wide`` classes. The chapter must work from 60×20 up (scroll rather than
+  clip; below that the base covers it with a "terminal too small" notice, see
+  ``widgets/too_small.py``), look right at 80×24, and every panel must be reachable by
+  keyboard (put the body in a focusable ``VerticalScroll``).
 - **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, glossary F2/G,
   explain F3/E, digits, quit) are inherited; add your own in ``BINDINGS`` with
   ``id="<slug>.<name>"``, a short description and a tooltip: the footer and the help
