@@ -327,8 +327,12 @@ class LLMAnatomyApp(App[None]):
 _SLUGS = frozenset(c.slug for c in CHAPTERS)
 
 
-def run_app(chapter: int | str | None = None, prompt: str | None = None) -> int:
-    """Run the app until the person quits; returns the exit status."""
-    app = LLMAnatomyApp(chapter=chapter, prompt=prompt)
+def run_app(
+    chapter: int | str | None = None, prompt: str | None = None, model: str | None = None
+) -> int:
+    """Run the app until the person quits; returns the exit status. ``model``: a model
+    directory or .gguf file to open instead of ``$LLM_ANATOMY_MODEL`` / the default."""
+    session = Session(DEFAULT_PROMPT, model_dir=model) if model is not None else None
+    app = LLMAnatomyApp(chapter=chapter, prompt=prompt, session=session)
     app.run()
     return app.return_code or 0

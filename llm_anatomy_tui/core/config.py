@@ -32,9 +32,21 @@ FAMILIES: dict[str, str] = {
 }
 """model_type -> family name, for every architecture the forward pass implements."""
 
-MAX_CONTEXT = 8192
-"""Longest context the app uses, whatever the model was trained for: RoPE tables and KV
-caches are sized for it. A model trained on more is cut here (said on its model card)."""
+
+def _max_context() -> int:
+    import os
+
+    try:
+        return max(16, int(os.environ.get("LLM_ANATOMY_MAX_CONTEXT", "2048")))
+    except ValueError:
+        return 2048
+
+
+MAX_CONTEXT = _max_context()
+"""Longest context the app uses, whatever the model was trained for (2,048 tokens, or
+``$LLM_ANATOMY_MAX_CONTEXT``): RoPE tables, KV caches and the attention maps the chapters
+keep ([layers, heads, T, T]) are sized for it. A model trained on more is cut here — the
+numbers for every position inside are unchanged — and its model card says so."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ q/k/v projections, Qwen3 RMS-normalises each query and key head before RoPE.
 
 :func:`forward` runs any number of tokens (with an optional KV cache and trace); one
 cached token without a trace takes the lean path :func:`decode_token`. Large models
-decode from column-major copies of their matrices (:func:`decode_layout`).
+decode from column-major storage of their matrices (:func:`decode_layout`).
 
 Everything else has its own module: the weights container (:mod:`.weights`), reading
 and writing model files (:mod:`.formats`), the KV cache (:mod:`.kv_cache`), BLAS thread
@@ -23,15 +23,27 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from . import blas
+from . import blas, weights
 from .blas import one_blas_thread
 from .config import ConfigError, LlamaConfig
+
+# Re-exported: the names other modules have always imported from here.
+from .formats import (
+    CONFIG_FILE,
+    DEFAULT_MODEL_NAME,
+    WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
+    default_model_dir,
+    load_model,
+    read_safetensors,
+    save_model,
+)
 from .kv_cache import ContextOverflowError, KVCache, LayerKV
 from .ops import (
     apply_rope,
@@ -45,38 +57,12 @@ from .ops import (
 from .weights import Layer, Model, ModelLoadError, expected_shapes, init_random
 
 __all__ = [
-    "LAYER_TRACE_KEYS",
-    "ConfigError",
-    "ContextOverflowError",
-    "KVCache",
-    "Layer",
-    "LayerKV",
-    "Model",
-    "ModelLoadError",
-    "Trace",
-    "check_tokens",
-    "decode_layout",
-    "decode_token",
-    "expected_shapes",
-    "forward",
-    "init_random",
-    "logit_lens",
-    "one_blas_thread",
-]  # fmt: skip (plus, on first use, the file names of .formats: see __getattr__)
-
-# Names re-exported from .formats, imported on first use (.formats imports this module).
-_FORMATS_NAMES = {
-    "CONFIG_FILE", "WEIGHTS_FILE", "WEIGHTS_INDEX_FILE", "DEFAULT_MODEL_NAME",
-    "default_model_dir", "load_model", "read_safetensors", "save_model",
-}  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FORMATS_NAMES:
-        from . import formats
-
-        return getattr(formats, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    "CONFIG_FILE", "DEFAULT_MODEL_NAME", "LAYER_TRACE_KEYS", "WEIGHTS_FILE",
+    "WEIGHTS_INDEX_FILE", "ConfigError", "ContextOverflowError", "KVCache", "Layer",
+    "LayerKV", "Model", "ModelLoadError", "Trace", "check_tokens", "decode_layout",
+    "decode_token", "default_model_dir", "expected_shapes", "forward", "init_random",
+    "load_model", "logit_lens", "one_blas_thread", "read_safetensors", "save_model",
+]  # fmt: skip
 
 
 # -- trace -------------------------------------------------------------------------------
@@ -84,8 +70,8 @@ def __getattr__(name: str) -> Any:
 LAYER_TRACE_KEYS: dict[str, str] = {
     "resid_in": "[T, d] residual stream entering the block",
     "attn_norm": "[T, d] RMSNorm(resid_in) — the attention's input",
-    "q": "[H, T, D] queries before RoPE",
-    "k": "[Hkv, T, D] keys before RoPE",
+    "q": "[H, T, D] queries before RoPE (+ bias for Qwen2, per-head RMSNorm for Qwen3)",
+    "k": "[Hkv, T, D] keys before RoPE (likewise)",
     "v": "[Hkv, T, D] values (never rotated)",
     "q_rope": "[H, T, D] queries after RoPE",
     "k_rope": "[Hkv, T, D] keys after RoPE",
@@ -239,9 +225,14 @@ def forward(
     [1, V]: generation needs nothing else, and for a large vocabulary the head is a large
     share of a prefill's work. A trace always records the logits of every position.
 
-    BLAS threads: one for a small model, all for a large one (:func:`.blas.threads_for`).
+    BLAS threads: one for a small model; for a large one, whichever of one or all its
+    decode steps measured faster (:class:`.blas.ThreadChooser`).
     """
-    with blas.limit(_threads(model)):
+    if cache is not None and trace is None and np.size(tokens) == 1:  # one decode step
+        ids = check_tokens(model, tokens, cache.length)
+        return decode_token(model, int(ids[0]), cache)[None, :]  # [1, V]
+    chooser = _chooser(model)
+    with blas.limit(1 if chooser is None else chooser.best()):
         return _forward(model, tokens, cache, trace, all_logits)
 
 
@@ -254,8 +245,6 @@ def _forward(
 ) -> np.ndarray:
     start = cache.length if cache is not None else 0
     ids = check_tokens(model, tokens, start)
-    if ids.size == 1 and cache is not None and trace is None:
-        return _decode_token(model, int(ids[0]), cache)[None, :]  # [1, V]
     cfg = model.config
     positions = np.arange(start, start + ids.size)
     cos, sin = model.rope_tables(positions)
@@ -288,14 +277,28 @@ def decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
     matrix-vector products against the ``[out, in]`` weights — each a contiguous row
     stream, so large models run at memory bandwidth — and as few numpy calls as
     possible, because at this size Python's per-call overhead rivals the arithmetic.
-    BLAS threads: as :func:`forward`.
+    BLAS threads: as :func:`forward`; each step's time is fed back to the choice.
     """
-    with blas.limit(_threads(model)):
-        return _decode_token(model, token, cache)
+    chooser = _chooser(model)
+    if chooser is None:
+        with blas.limit(1):
+            return _decode_token(model, token, cache)
+    decode_layout(model)  # built before the clock starts: not a thread count's fault
+    threads = chooser.pick()
+    start = time.perf_counter()
+    with blas.limit(threads):
+        logits = _decode_token(model, token, cache)
+    chooser.record(threads, time.perf_counter() - start)
+    return logits
 
 
-def _threads(model: Model) -> int | None:
-    return blas.threads_for(model.config.parameter_count() * 4)
+def _chooser(model: Model) -> blas.ThreadChooser | None:
+    """The model's thread chooser, or None for a small model (always one thread)."""
+    if blas.threads_for(model.config.parameter_count() * 4) == 1:
+        return None
+    if model._blas_chooser is None:
+        model._blas_chooser = blas.ThreadChooser()
+    return model._blas_chooser
 
 
 def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
@@ -363,14 +366,15 @@ def _mv(w: np.ndarray, w_cols: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 
 # -- the decode layout -------------------------------------------------------------------
 
-DECODE_LAYOUT_MIN_BYTES = 32 * 2**20
-"""Models with more weight bytes than this decode from an [in, out] copy of the matrices
-that are at least as tall as they are wide (see :func:`decode_layout`)."""
+DECODE_LAYOUT_MIN_BYTES = weights.DECODE_LAYOUT_MIN_BYTES
+"""Models with more weight bytes than this keep the matrices that are at least as tall as
+they are wide in [in, out] (column-major) storage (see :func:`decode_layout`; a loaded
+model is built that way, :meth:`Model.from_tensors`)."""
 
 
 @dataclass(frozen=True)
 class DecodeLayout:
-    """[in, out] (column-major) copies of a model's matrices, for one-token decoding.
+    """[in, out] (column-major) storage of a model's matrices, for one-token decoding.
 
     ``layers[i]`` holds (wqkv, wo, w_gate_up, w_down) transposed, or None for a matrix
     kept in its [out, in] layout; ``head`` likewise for the output head.
@@ -384,7 +388,7 @@ _LAYOUT_LOCK = threading.Lock()
 
 
 def decode_layout(model: Model) -> DecodeLayout | None:
-    """The column-major copies a large model decodes from, built on first use; None for
+    """The column-major storage a large model decodes from, made on first use; None for
     a model small enough to stay in the CPU cache.
 
     Why: decoding a token multiplies each weight matrix by one vector, so it is bound by
@@ -395,10 +399,13 @@ def decode_layout(model: Model) -> DecodeLayout | None:
     little faster. Weights cached in L3 run fast either way, so small models (and the
     trained anatomy-mini) keep the HF [out, in] layout only and pay no extra memory.
 
-    The copies double a large model's memory, and the originals are frozen (read-only)
-    when the copies are made, so an in-place weight update fails loudly instead of
-    leaving decoding with stale weights; build a new model (:meth:`Model.with_tensors`)
-    to change weights.
+    The model's matrices are *moved* to that storage, not copied: each one becomes a
+    transposed view (``layer.wqkv = cols.T``), so the HF ``[out, in]`` view, every
+    multi-token product (``x @ w.T`` reads the C-contiguous ``cols``) and the decode step
+    share one buffer and memory does not double (SmolLM2-135M: 1.6 GB peak with copies,
+    see ``benchmarks/bench_byom.py`` for the figure without). The storage is read-only, so
+    an in-place weight update fails loudly; build a new model
+    (:meth:`Model.with_tensors`) to change weights.
     """
     if model.config.parameter_count() * 4 <= DECODE_LAYOUT_MIN_BYTES:
         return None
@@ -409,20 +416,31 @@ def decode_layout(model: Model) -> DecodeLayout | None:
     return model._decode_layout
 
 
+_MATRICES = ("wqkv", "wo", "w_gate_up", "w_down")
+
+
 def _build_decode_layout(model: Model) -> DecodeLayout:
     def cols(w: np.ndarray) -> np.ndarray | None:
         if w.shape[0] < w.shape[1]:  # wider than tall: rows stream faster (measured)
+            w.flags.writeable = False
             return None
-        w.flags.writeable = False  # the copy below must not go stale
-        t = np.ascontiguousarray(w.T)  # [out, in] -> [in, out]
+        t = w.T if w.T.flags.c_contiguous else np.ascontiguousarray(w.T)  # [in, out]
         t.flags.writeable = False
         return t
 
-    layers = [
-        tuple(cols(w) for w in (layer.wqkv, layer.wo, layer.w_gate_up, layer.w_down))
-        for layer in model.layers
-    ]
-    return DecodeLayout(layers, cols(model.lm_head))
+    layers = []
+    for layer in model.layers:
+        moved = tuple(cols(getattr(layer, name)) for name in _MATRICES)
+        for name, t in zip(_MATRICES, moved, strict=True):
+            if t is not None:
+                setattr(layer, name, t.T)  # the same numbers, now read through the view
+        layers.append(moved)
+    head = cols(model.lm_head)
+    if head is not None:
+        if model.lm_head is model.embed:  # tied: one matrix serves both
+            model.embed = head.T
+        model.lm_head = head.T
+    return DecodeLayout(layers, head)
 
 
 @functools.cache

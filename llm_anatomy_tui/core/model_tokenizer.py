@@ -110,6 +110,14 @@ class ModelTokenizer:
             raise KeyError(text)
         return i
 
+    def pre_tokenize(self, text: str) -> list[str]:
+        """The pieces the pre-tokenizer cuts ``text`` into before any BPE merge, in the
+        vocabulary's own spelling (byte-level ``Ġ`` or ``▁`` for a space)."""
+        normalized = self._tok.normalizer.normalize_str(text) if self._tok.normalizer else text
+        if self._tok.pre_tokenizer is None:
+            return [normalized] if normalized else []
+        return [piece for piece, _ in self._tok.pre_tokenizer.pre_tokenize_str(normalized)]
+
     def prefix(self) -> list[int]:
         """The tokens a prompt starts with: ``[bos]`` if the model adds BOS, else []."""
         return [self.bos_token] if self.add_bos and self.bos_token is not None else []
@@ -254,9 +262,15 @@ GGUF_PRE_TOKENIZERS: dict[str, tuple[str, ...]] = {
     ),
 }
 GGUF_PRE_TOKENIZERS["llama3"] = GGUF_PRE_TOKENIZERS["llama-bpe"]
-GGUF_PRE_TOKENIZERS["default"] = GGUF_PRE_TOKENIZERS["gpt2"]
+# a file without tokenizer.ggml.pre gets llama.cpp's default sequence
+GGUF_PRE_TOKENIZERS["default"] = (
+    r"[\p{P}\$\+<=>\^~\|]+",
+    _GPT2,
+    r"\p{N}+",
+    r"[0-9][0-9][0-9]",
+)
 
-_CONTROL, _USER_DEFINED = 3, 4  # llama.cpp token types
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4  # llama.cpp token types
 
 
 def from_gguf_vocab(
@@ -325,3 +339,81 @@ def from_gguf_vocab(
         add_bos=add_bos,
         chat_template=chat_template,
     )
+
+
+def from_gguf_sentencepiece(
+    *,
+    name: str,
+    tokens: Sequence[str],
+    scores: Sequence[float] | None,
+    token_types: Sequence[int] | None,
+    bos: int | None,
+    eos: int | None,
+    add_bos: bool,
+    add_space_prefix: bool,
+    chat_template: str | None,
+) -> ModelTokenizer:
+    """Rebuild a GGUF SentencePiece vocabulary (``tokenizer.ggml.model == "llama"``,
+    Llama 2's) the way transformers' converter builds ``LlamaTokenizerFast``.
+
+    SentencePiece's BPE merges the adjacent pair whose joined piece has the highest
+    score. As a ``tokenizers`` BPE that is a merge list: every split of every normal
+    piece into two vocabulary pieces, ordered by the joined piece's score (highest
+    first, then by the two ids). Spaces become ``▁`` (and one is put in front of the
+    text when ``add_space_prefix``); characters without a piece fall back to their UTF-8
+    bytes (the ``<0xAB>`` tokens). Control and user-defined tokens are added tokens.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
+
+    if scores is None or len(scores) != len(tokens):
+        raise ModelLoadError("the GGUF's SentencePiece vocabulary has no tokenizer.ggml.scores")
+    types = list(token_types) if token_types is not None else [_NORMAL] * len(tokens)
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    if len(vocab) != len(tokens):
+        raise ModelLoadError("tokenizer.ggml.tokens repeats a token")
+    normal = sorted((i for i, k in enumerate(types) if k == _NORMAL), key=lambda i: (-scores[i], i))
+    merges: list[tuple[str, str]] = []
+    for i in normal:
+        piece = tokens[i]
+        splits = [
+            (vocab[piece[:j]], vocab[piece[j:]], piece[:j], piece[j:])
+            for j in range(1, len(piece))
+            if piece[:j] in vocab and piece[j:] in vocab
+        ]
+        merges.extend((left, right) for _, _, left, right in sorted(splits))
+    unk = next((tokens[i] for i, k in enumerate(types) if k == _UNKNOWN), None)
+    bpe = models.BPE(vocab=vocab, merges=merges, unk_token=unk, byte_fallback=True, fuse_unk=True)
+    tok = Tokenizer(bpe)
+    steps = [normalizers.Prepend("▁")] if add_space_prefix else []
+    tok.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    special = [
+        AddedToken(tokens[i], special=True, normalized=False)
+        for i, kind in enumerate(types)
+        if kind in (_CONTROL, _USER_DEFINED)
+    ]
+    tok.add_special_tokens(special)
+    return ModelTokenizer(
+        tok,
+        name=name,
+        description=f"GGUF vocabulary (SentencePiece BPE, {len(tokens):,} tokens)",
+        byte_level=False,
+        bos_token=bos,
+        eos_token=eos,
+        add_bos=add_bos,
+        chat_template=chat_template,
+    )
+
+
+def encoding_for(model: Any) -> Any:
+    """The encoding a model reads: its own tokenizer, or the built-in anatomy-mini
+    vocabulary for a model without one (which must then have exactly its size)."""
+    if getattr(model, "tokenizer", None) is not None:
+        return model.tokenizer
+    from .formats import require_tokenizer
+    from .tokenizers import load_encoding
+
+    require_tokenizer(model)
+    return load_encoding("model")

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from .formats.source import ModelSource
 
 
+DECODE_LAYOUT_MIN_BYTES = 32 * 2**20
+"""Models with more float32 weight bytes than this store every matrix that is at least as
+tall as it is wide column-major ([in, out] in memory, an ``[out, in]`` view on top): the
+layout their one-token decode streams fastest (see :func:`.model.decode_layout`)."""
+
+
 class ModelLoadError(RuntimeError):
     """A model cannot be used; the message names the file, tensor or field."""
 
@@ -64,6 +70,7 @@ class Model:
     source: ModelSource | None = None
     _rope: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
     _decode_layout: Any = field(init=False, default=None, repr=False)
+    _blas_chooser: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -132,10 +139,15 @@ class Model:
         config: LlamaConfig,
         tensors: dict[str, np.ndarray],
         name: str = "model",
+        *,
+        consume: bool = False,
         **extra: Any,
     ) -> Model:
         """Build a model from HF-named arrays, checking every name, shape and value.
 
+        ``consume=True`` removes each array from ``tensors`` once it is copied into the
+        model, so a loader holding the only reference frees it at once (the peak memory
+        of a load is then the model plus one layer, not twice the model).
         ``extra`` (``inv_freq``, ``tokenizer``, ``source``) is passed to the constructor.
         """
         expected = expected_shapes(config)
@@ -156,13 +168,25 @@ class Model:
             )
 
         def get(key: str) -> np.ndarray:
-            arr = np.asarray(tensors[key], dtype=np.float32)
+            arr = np.asarray(tensors.pop(key) if consume else tensors[key], dtype=np.float32)
             if not np.isfinite(arr).all():
                 raise ModelLoadError(f"tensor {key} contains NaN or infinite values")
             return arr
 
         def own(key: str) -> np.ndarray:
             return np.ascontiguousarray(get(key))
+
+        # A large model's tall matrices are built column-major right away: the layout
+        # decoding wants, made in the one copy that fusing q|k|v and gate|up costs anyway.
+        column_major = config.parameter_count() * 4 > DECODE_LAYOUT_MIN_BYTES
+
+        def matrix(*keys: str) -> np.ndarray:
+            parts = [get(k) for k in keys]
+            if column_major and sum(p.shape[0] for p in parts) >= parts[0].shape[1]:  # tall
+                rows = sum(p.shape[0] for p in parts)
+                cols = np.empty((parts[0].shape[1], rows), dtype=np.float32)  # C order
+                return np.concatenate([p.T for p in parts], axis=1, out=cols).T  # [in, out]
+            return np.concatenate(parts) if len(parts) > 1 else np.ascontiguousarray(parts[0])
 
         layers = []
         for i in range(config.num_hidden_layers):
@@ -171,13 +195,11 @@ class Model:
             layers.append(
                 Layer(
                     attn_norm=own(p + "input_layernorm.weight"),
-                    wqkv=np.concatenate([get(attn + f"{n}_proj.weight") for n in "qkv"]),
-                    wo=own(attn + "o_proj.weight"),
+                    wqkv=matrix(*(attn + f"{n}_proj.weight" for n in "qkv")),
+                    wo=matrix(attn + "o_proj.weight"),
                     ffn_norm=own(p + "post_attention_layernorm.weight"),
-                    w_gate_up=np.concatenate(
-                        [get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")]
-                    ),
-                    w_down=own(p + "mlp.down_proj.weight"),
+                    w_gate_up=matrix(p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"),
+                    w_down=matrix(p + "mlp.down_proj.weight"),
                     bqkv=np.concatenate([get(attn + f"{n}_proj.bias") for n in "qkv"])
                     if config.qkv_bias
                     else None,
@@ -185,13 +207,16 @@ class Model:
                     k_norm=own(attn + "k_norm.weight") if config.qk_norm else None,
                 )
             )
-        embed = own("model.embed_tokens.weight")
-        head = embed if config.tie_word_embeddings else own("lm_head.weight")
+        embed = matrix("model.embed_tokens.weight")
+        head = embed if config.tie_word_embeddings else matrix("lm_head.weight")
+        norm = own("model.norm.weight")
+        if consume:
+            tensors.clear()  # an ignorable extra (rotary_emb.inv_freq, a tied lm_head)
         return cls(
             config=config,
             embed=embed,
             layers=layers,
-            norm=own("model.norm.weight"),
+            norm=norm,
             lm_head=head,
             name=name,
             **extra,

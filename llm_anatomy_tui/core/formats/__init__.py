@@ -8,7 +8,9 @@ the memory first, and insists on a tokenizer that matches the vocabulary), and
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +29,8 @@ from .source import ModelSource
 __all__ = [
     "CONFIG_FILE", "DEFAULT_MODEL_NAME", "WEIGHTS_FILE", "WEIGHTS_INDEX_FILE",
     "MemoryEstimate", "ModelLoadError", "ModelSource", "check_memory", "default_model_dir",
-    "estimate_memory", "load_model", "open_model", "read_safetensors", "save_model",
+    "estimate_memory", "load_model", "load_tokenizer", "open_model", "read_config",
+    "read_safetensors", "require_tokenizer", "save_model",
 ]  # fmt: skip
 
 DEFAULT_MODEL_NAME = "anatomy-mini"
@@ -48,30 +51,37 @@ def read_config(path: str | Path) -> LlamaConfig:
 
         return read_gguf_config(path)
     if not path.is_dir():
-        raise ModelLoadError(f"model directory not found: {path}")
+        raise _not_found(path)
     try:
         return LlamaConfig.load(path / CONFIG_FILE)
     except ConfigError as exc:
         raise ModelLoadError(f"{path / CONFIG_FILE}: {exc}") from None
 
 
-def load_model(path: str | Path) -> Model:
+def _not_found(path: Path) -> ModelLoadError:
+    if path.suffix.lower() == ".gguf":
+        return ModelLoadError(f"model file not found: {path}")
+    return ModelLoadError(f"model directory not found: {path}")
+
+
+def load_model(path: str | Path, progress: Callable[[float], None] | None = None) -> Model:
     """Load a model directory (``config.json`` + ``model.safetensors`` or a sharded index)
     or a ``.gguf`` file. The model's own tokenizer (``tokenizer.json``, or the vocabulary
-    a GGUF embeds) is attached as ``model.tokenizer`` when there is one."""
+    a GGUF embeds) is attached as ``model.tokenizer`` when there is one. ``progress``
+    (fraction done, 0..1) is called from the loading thread as the weights are read."""
     path = Path(path)
     if path.is_file():
         from .gguf_file import load_gguf
 
-        return load_gguf(path)
+        return load_gguf(path, progress=progress)
     if not path.is_dir():
-        raise ModelLoadError(f"model directory not found: {path}")
+        raise _not_found(path)
     if not (path / CONFIG_FILE).exists() and any(path.glob("*.gguf")):
         ggufs = sorted(p.name for p in path.glob("*.gguf"))
         raise ModelLoadError(f"{path} has no config.json; open the GGUF file itself: {ggufs[0]}")
     config = read_config(path)
     types: dict[str, str] = {}
-    tensors = read_directory_tensors(path, types)
+    tensors = read_directory_tensors(path, types, progress)
     from ..model_tokenizer import load_directory_tokenizer
 
     tokenizer = load_directory_tokenizer(path, config)
@@ -91,18 +101,54 @@ def load_model(path: str | Path) -> Model:
         chat_template=tokenizer.chat_template if tokenizer is not None else None,
         notes=notes,
     )
-    return Model.from_tensors(config, tensors, name=path.name, tokenizer=tokenizer, source=source)
+    model = Model.from_tensors(
+        config, tensors, name=path.name, consume=True, tokenizer=tokenizer, source=source
+    )
+    if progress is not None:
+        progress(1.0)
+    return model
 
 
-def open_model(path: str | Path) -> Model:
+def open_model(path: str | Path, progress: Callable[[float], None] | None = None) -> Model:
     """:func:`load_model` for a person: refuse a model that cannot fit in memory (with the
     numbers) before reading its weights, and one whose tokenizer cannot be found."""
     path = Path(path)
-    config = read_config(path)
-    check_memory(estimate_memory(config, path))
-    model = load_model(path)
+    if path.is_file():
+        from .gguf_file import load_gguf
+
+        model = load_gguf(
+            path,
+            check=lambda config: check_memory(estimate_memory(config, path)),
+            progress=progress,
+        )
+    else:
+        check_memory(estimate_memory(read_config(path), path))
+        model = load_model(path, progress)
     require_tokenizer(model)
     return model
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """Only the tokenizer of a model directory or GGUF file (no weights are read):
+    its own, or the built-in vocabulary for a directory of exactly its size."""
+    path = Path(path)
+    config = read_config(path)
+    if path.is_file():
+        from .gguf_file import _reader, _tokenizer
+
+        return _tokenizer(_reader(path), config, path)
+    from ..model_tokenizer import load_directory_tokenizer
+    from ..tokenizers import MODEL_VOCAB_SIZE, load_encoding
+
+    tok = load_directory_tokenizer(path, config)
+    if tok is not None:
+        return tok
+    if config.vocab_size != MODEL_VOCAB_SIZE:
+        raise ModelLoadError(
+            f"{path} has no tokenizer.json, and its vocabulary ({config.vocab_size:,} "
+            f"tokens) is not the built-in one ({MODEL_VOCAB_SIZE:,})"
+        )
+    return load_encoding("model")
 
 
 def require_tokenizer(model: Model) -> None:

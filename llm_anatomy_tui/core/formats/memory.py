@@ -12,15 +12,13 @@ from ..weights import ModelLoadError
 MEMORY_ENV = "LLM_ANATOMY_MEMORY_LIMIT_MB"
 """Environment variable: the memory (MB) a model may use, instead of what is available."""
 
-DECODE_LAYOUT_MIN_BYTES = 32 * 2**20  # mirrors core.model's threshold (a test checks)
-
 
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes a loaded model needs, by part, and the bytes available for it."""
 
     weights: int  # float32 weights (everything is dequantized on load)
-    decode_copies: int  # the column-major copies a large model decodes from
+    decode_copies: int  # the largest matrix while it is being fused (twice for a moment)
     file_buffer: int  # the largest transient buffer while loading (the file, mapped)
     kv_cache: int  # one full-context KV cache, float32
     available: int | None
@@ -33,7 +31,7 @@ class MemoryEstimate:
         mb = 2**20
         parts = (
             f"{self.weights / mb:,.0f} MB float32 weights + {self.decode_copies / mb:,.0f} MB "
-            f"decode copies + {self.kv_cache / mb:,.0f} MB KV cache + "
+            f"while fusing + {self.kv_cache / mb:,.0f} MB KV cache + "
             f"{self.file_buffer / mb:,.0f} MB while reading"
         )
         return f"needs ~{self.total / mb:,.0f} MB ({parts})"
@@ -59,18 +57,13 @@ def available_memory() -> int | None:
 
 
 def estimate_memory(config: LlamaConfig, path: Path | None = None) -> MemoryEstimate:
-    """What loading ``config``'s model takes: float32 weights, the decode copies of a
-    large model, a full KV cache, and the file itself mapped while it is converted."""
+    """What loading ``config``'s model takes: float32 weights, the largest matrix twice
+    while it is fused, a full KV cache, and the file itself mapped while it is read."""
     weights = config.parameter_count() * 4
-    decode = 0
-    if weights > DECODE_LAYOUT_MIN_BYTES:
-        d = config.hidden_size
-        # matrices at least as tall as wide get an [in, out] copy (see core.model)
-        decode = (config.q_width + 2 * config.kv_width) * d + 2 * config.intermediate_size * d
-        decode = decode * config.num_hidden_layers + config.vocab_size * d
-        if config.hidden_size >= config.q_width:
-            decode += config.num_hidden_layers * d * config.q_width
-        decode *= 4
+    # while fusing, one matrix exists twice (its parts and the fused copy)
+    d = config.hidden_size
+    decode = 4 * d * max(config.vocab_size, 2 * config.intermediate_size,
+                         config.q_width + 2 * config.kv_width)  # fmt: skip
     kv = 2 * config.num_hidden_layers * config.kv_width * config.max_position_embeddings * 4
     file_bytes = 0
     if path is not None:

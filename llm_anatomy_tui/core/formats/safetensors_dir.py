@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,22 +110,30 @@ def _read_bf16(path: Path, header: dict, keys: list[str]) -> dict[str, np.ndarra
     return out
 
 
-def read_directory_tensors(path: Path, types: dict[str, str]) -> dict[str, np.ndarray]:
+def read_directory_tensors(
+    path: Path, types: dict[str, str], progress: Callable[[float], None] | None = None
+) -> dict[str, np.ndarray]:
     """Every tensor of a model directory: one ``model.safetensors`` or the shards its
-    ``model.safetensors.index.json`` lists (each tensor checked against its shard)."""
+    ``model.safetensors.index.json`` lists (each tensor checked against its shard).
+    ``progress(fraction)`` is called after each file (0 → 0.9)."""
     index = path / WEIGHTS_INDEX_FILE
     if (path / WEIGHTS_FILE).exists() or not index.exists():
-        return read_safetensors(path / WEIGHTS_FILE, types)
+        out = read_safetensors(path / WEIGHTS_FILE, types)
+        if progress is not None:
+            progress(0.9)
+        return out
     try:
         weight_map = json.loads(index.read_text())["weight_map"]
         shards = sorted(set(weight_map.values()))
     except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
         raise ModelLoadError(f"cannot read {index}: {exc}") from None
     tensors: dict[str, np.ndarray] = {}
-    for shard in shards:
+    for i, shard in enumerate(shards):
         if Path(shard).name != shard:
             raise ModelLoadError(f"{index.name} names a shard outside the directory: {shard}")
         tensors.update(read_safetensors(path / shard, types))
+        if progress is not None:
+            progress(0.9 * (i + 1) / len(shards))
     missing = sorted(k for k in weight_map if k not in tensors)
     if missing:
         raise ModelLoadError(f"{index.name} lists tensor {missing[0]}, but no shard holds it")
