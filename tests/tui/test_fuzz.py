@@ -13,7 +13,7 @@ characters and ESC, and terminal resizes. A run fails on
   finish within 60 s of wall time fails as a deadlock);
 - a lost prompt: the prompt emptied by a burst that held no key that deletes text.
 
-CI runs a bounded number of bursts (20 per chapter, about 200 keys, pastes and resizes
+CI runs a bounded number of bursts (20 per chapter, about 150 keys, pastes and resizes
 each; thousands in all, under a minute of CPU on two cores). For a long local run::
 
     LLM_ANATOMY_FUZZ_BURSTS=2000 LLM_ANATOMY_FUZZ_SEED=7 \\
