@@ -10,10 +10,11 @@ up when they are resumed). See ``chapters/base.py`` for the chapter contract.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
 from textual import work
@@ -32,9 +33,26 @@ from .chapters.base import (
 from .chapters.glossary import GlossaryCommands, GlossaryScreen
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
+from .terminal import install as install_paste_parser
+from .widgets.safe_lists import SafeCommandPalette
 
 Deliver = Callable[[object, "BaseException | None"], None]
 """How a generation op's result reaches the screen that asked for it (from the worker)."""
+
+
+def remote_session(env: Mapping[str, str]) -> bool:
+    """Whether the screen travels over a network (SSH, or a browser via ``serve``) and no
+    animation level was chosen explicitly (``TEXTUAL_ANIMATIONS``).
+
+    >>> remote_session({"SSH_CONNECTION": "10.0.0.2 5 10.0.0.1 22"}), remote_session({})
+    (True, False)
+    >>> remote_session({"SSH_TTY": "/dev/pts/1", "TEXTUAL_ANIMATIONS": "full"})
+    False
+    """
+    if "TEXTUAL_ANIMATIONS" in env:
+        return False
+    return any(k in env for k in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY", "TEXTUAL_DRIVER"))
+
 
 DIGIT_WAIT = 0.6
 """Seconds to wait for a second digit when a jump is ambiguous (``1`` vs ``14``)."""
@@ -62,7 +80,12 @@ class LLMAnatomyApp(App[None]):
             session: use this session (tests pass one with resources already loaded).
             load_resources: start the background loading of tokenizers and model.
         """
+        install_paste_parser()  # pastes arrive whole, ESC and all (see terminal.py)
         super().__init__()
+        if remote_session(os.environ):
+            # Smooth scrolling repaints the whole body every frame of the animation:
+            # PageDown cost 120-650 KB over SSH instead of one diff of ~25 KB.
+            self.animation_level = "none"
         self.session = session if session is not None else Session(DEFAULT_PROMPT)
         if prompt is not None:
             self.session.set_prompt(prompt)
@@ -199,6 +222,11 @@ class LLMAnatomyApp(App[None]):
             self.screen.post_message(SessionChanged(changes))
 
     # -- navigation ------------------------------------------------------------------------------
+
+    def action_command_palette(self) -> None:
+        """Open the command palette (Textual's, with PageUp/PageDown safe before layout)."""
+        if self.use_command_palette and not SafeCommandPalette.is_open(self):
+            self.push_screen(SafeCommandPalette(id="--command-palette"))
 
     @property
     def current_chapter(self) -> Chapter:

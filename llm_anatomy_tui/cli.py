@@ -14,7 +14,7 @@ from .commands import CommandError
 
 PROG = "llm-anatomy"
 # Modules in llm_anatomy_tui.commands, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("tokenize", "generate", "train")
+COMMAND_MODULES: tuple[str, ...] = ("tokenize", "generate", "train", "serve")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -46,6 +46,61 @@ def needs_commands(argv: Sequence[str]) -> bool:
         elif not arg.startswith("-") or arg == "-":
             return True
     return False
+
+
+HEADLESS_HINT = (
+    "use the headless commands instead: llm-anatomy tokenize | generate | train "
+    "(see llm-anatomy --help)"
+)
+
+
+def terminal_problem(
+    stdin_tty: bool, output_tty: bool, term: str | None, driver: str | None = None
+) -> str | None:
+    """Why the interactive app cannot run here, or ``None`` if it can.
+
+    The app needs a real terminal on its input and on its output (Textual draws on
+    stderr), and one that understands cursor movement. Without that it would spin at full
+    speed writing escape codes nowhere useful. A Textual driver named in the environment
+    (``textual-serve`` sets ``TEXTUAL_DRIVER`` for its browser sessions) brings its own.
+
+    >>> terminal_problem(True, True, "xterm-256color") is None
+    True
+    >>> terminal_problem(False, True, "xterm")
+    'the interactive app needs a terminal, and its input is not one'
+    >>> terminal_problem(True, True, "dumb")
+    'the interactive app needs a terminal that can move the cursor, and TERM=dumb cannot'
+    """
+    if driver:
+        return None
+    if not stdin_tty:
+        return "the interactive app needs a terminal, and its input is not one"
+    if not output_tty:
+        return "the interactive app needs a terminal, and its output is not one"
+    if (term or "").strip().lower() == "dumb":
+        return "the interactive app needs a terminal that can move the cursor, and TERM=dumb cannot"
+    return None
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())  # type: ignore[attr-defined]
+    except (ValueError, OSError):  # closed or detached
+        return False
+
+
+def check_terminal() -> None:
+    """Raise :class:`CommandError` (exit 2, one line) if the app cannot run here."""
+    import os
+
+    problem = terminal_problem(
+        _isatty(sys.stdin),
+        _isatty(sys.__stderr__),  # Textual draws on stderr
+        os.environ.get("TERM"),
+        os.environ.get("TEXTUAL_DRIVER"),
+    )
+    if problem:
+        raise CommandError(f"{problem}; {HEADLESS_HINT}")
 
 
 def build_parser(with_commands: bool = True) -> argparse.ArgumentParser:
@@ -98,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     find_chapter(args.chapter)
                 except UnknownChapter as exc:
                     raise CommandError(str(exc)) from None
+            check_terminal()
             from .app import run_app
 
             if args.model is not None and not os.path.exists(args.model):

@@ -63,9 +63,10 @@ The contract
   **Styles** live in a ``.tcss`` file beside the chapter module, named like it
   (``c05_sampling.py`` → ``c05_sampling.tcss``), listed in the screen's ``CSS_PATH``;
   widgets keep their own ``DEFAULT_CSS``. ``HORIZONTAL_BREAKPOINTS`` gives the screen
-  ``-narrow``/``-wide`` classes. The chapter must work from 40×12 up (scroll rather than
-  clip), look right at 80×24, and every panel must be reachable by keyboard (put the body
-  in a focusable ``VerticalScroll``).
+  ``-narrow``/``-wide`` classes. The chapter must work from 60×20 up (scroll rather than
+  clip; below that the base covers it with a "terminal too small" notice, see
+  ``widgets/too_small.py``), look right at 80×24, and every panel must be reachable by
+  keyboard (put the body in a focusable ``VerticalScroll``).
 - **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, glossary F2/G,
   explain F3/E, digits, quit) are inherited; add your own in ``BINDINGS`` with
   ``id="<slug>.<name>"``, a short description and a tooltip: the footer and the help
@@ -115,6 +116,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingsMap, BindingType
 from textual.message import Message
@@ -125,6 +127,7 @@ from textual.widgets import Footer, Input, Static, TextArea
 
 from ..core.session import NotReady, ResourceState, Session, Status
 from ..widgets.prompt_bar import PromptBar
+from ..widgets.too_small import TooSmallNotice
 
 if TYPE_CHECKING:
     from ..core.generation import Generation
@@ -414,6 +417,7 @@ class ChapterScreen(Screen):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = NAV_BINDINGS
+    DEFAULT_CSS = "ChapterScreen { layers: default too-small; }"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         # Textual lists a base class's bindings before a subclass's, so at 80 columns the
@@ -661,6 +665,12 @@ class ChapterScreen(Screen):
         yield ResourceNotice(id="resource-notice")
         yield from self.compose_chapter()
         yield Footer(compact=True)
+        yield TooSmallNotice(id="too-small")
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The terminal's size, not the screen's region: a notice covers a too-small window.
+        for notice in self.query(TooSmallNotice):
+            notice.show_for(self.app.size.width, self.app.size.height)
 
     def on_mount(self) -> None:
         self._deliver(ALL_CHANGES)

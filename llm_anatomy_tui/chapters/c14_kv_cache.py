@@ -68,8 +68,9 @@ if TYPE_CHECKING:
     from ..core.quant_kv import KVDriftStep
 
 SYNC_KEY = "kv-cache.sync"
-COMPARE_PER_OP = 2
-"""Steps measured both ways per catch-up op (newest first). A step op only steps, so a held
+COMPARE_PER_OP = 5
+"""Steps measured both ways per catch-up op (newest first; 5, so the ten steps of `g` catch
+up in two repaints, ~25 KB over SSH, not five). A step op only steps, so a held
 key stays quick; catch-up ops run once the keys pause (:data:`CATCH_UP_DELAY`)."""
 CATCH_UP_DELAY = 0.12
 """Seconds without a new step before the cache on/off measurements catch up."""
@@ -878,8 +879,19 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         self.submit_generation(self._op(step_once))
 
     def action_generate(self) -> None:
-        for _ in range(10):
-            self.action_step()
+        if not self._model_or_say():
+            return
+
+        def ten_steps(gen: Generation) -> str | None:
+            # One op, so one repaint: ten separate ops repainted ten times (86 KB per
+            # press over SSH); earlier steps' measurements catch up as after held steps.
+            for _ in range(10):
+                message = step_once(gen)
+                if message:
+                    return message
+            return None
+
+        self.submit_generation(self._op(ten_steps))
 
     def action_toggle_cache(self) -> None:
         if not self._model_or_say():

@@ -18,6 +18,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..widgets.safe_lists import SafePagingMixin
 from . import CHAPTERS, Chapter
 from .base import NAV_BINDINGS
 
@@ -49,7 +50,7 @@ def chapter_prompt(chapter: Chapter, *, current: bool = False, tagline: bool = T
     return text
 
 
-class ChapterList(OptionList):
+class ChapterList(SafePagingMixin, OptionList):
     """An option list of every registered chapter; Enter opens the highlighted one.
 
     ``current`` is marked "you are here"; ``highlight`` (default: ``current``) starts

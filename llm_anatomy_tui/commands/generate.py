@@ -233,18 +233,28 @@ def _load(model_dir: str | None):
 
     model_dir = model_dir or os.environ.get(MODEL_DIR_ENV) or None
     if model_dir is None:
+        from ..core.integrity import REINSTALL, is_shipped_model_dir, problems
+
         path = default_model_dir()
         if not (path / "config.json").is_file():
             raise CommandError(
-                f"default model not found at {path} (it is trained separately); "
-                "pass --model DIR to use another model"
+                f"the shipped model is missing from {path}: {REINSTALL}, "
+                "or pass --model DIR to use another model"
             )
+        found = problems("models/") if is_shipped_model_dir(path) else []
+        if found:  # damaged or changed shipped files: say which, and the fix
+            raise CommandError(f"{found[0]}; or pass --model DIR")
     else:
         path = Path(model_dir)
     try:
         return open_model(path)
     except ModelLoadError as exc:
-        raise CommandError(str(exc)) from None
+        fix = (
+            "reinstall llm-anatomy (pip install --force-reinstall llm-anatomy)"
+            if model_dir is None
+            else "give --model a directory with config.json and model.safetensors, or a .gguf file"
+        )
+        raise CommandError(f"{exc}; {fix}") from None
 
 
 # -- output -----------------------------------------------------------------------------------

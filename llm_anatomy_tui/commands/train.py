@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.limits import available_memory, format_bytes, train_step_bytes
 from ..core.train.data import Corpus, CorpusError, hold_out, load_corpus
 from ..core.train.optim import OPTIMIZERS, OptimizerSettings
 from ..core.train.trainer import (
     PRESETS,
     STATE_FILE,
+    NonFiniteLoss,
     Trainer,
     TrainError,
     TrainEvent,
@@ -32,6 +36,8 @@ from ..core.train.trainer import (
     steps_for_minutes,
 )
 from . import CommandError
+
+PROG = "llm-anatomy"
 
 NAME = "train"
 HELP = "train a model on a text corpus (numpy, CPU), with checkpoints and exact resume"
@@ -138,13 +144,52 @@ def _given_optimizer(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+_FLOAT_FLAGS = (
+    "lr", "min_lr", "weight_decay", "dropout", "grad_clip", "minutes", "checkpoint_minutes",
+)  # fmt: skip
+
+
 def _check_numbers(args: argparse.Namespace) -> None:
+    for flag in _FLOAT_FLAGS:  # argparse's float() accepts "nan" and "inf"
+        value = getattr(args, flag)
+        if value is not None and not math.isfinite(value):
+            raise CommandError(f"--{flag.replace('_', '-')} must be a finite number, got {value}")
     for flag in ("steps", "batch_size", "stop_after", "eval_every", "warmup", "context"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag in ("warmup", "context") else 1):
             raise CommandError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.minutes is not None and args.minutes <= 0:
         raise CommandError(f"--minutes must be positive, got {args.minutes}")
+
+
+def _check_out_writable(out: Path) -> None:
+    """Refuse an --out that cannot be written, before any work (a probe file, not a guess
+    from permission bits: root ignores those, read-only mounts do not)."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandError(f"--out {out}: {existing} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise CommandError(
+            f"--out {out} cannot be written ({exc.strerror or exc}); choose a directory you "
+            "can write to"
+        ) from None
+
+
+def _check_memory(config: Any, batch: int, window: int) -> None:
+    """Refuse a batch/context whose training step cannot fit in memory, with the numbers."""
+    need = train_step_bytes(config, batch, window)
+    have = available_memory()
+    if have is not None and need > have:
+        raise CommandError(
+            f"--batch-size {batch:,} x --context {window:,} needs about {format_bytes(need)} "
+            f"of memory per training step; {format_bytes(have)} is available. "
+            "Lower --batch-size or --context"
+        )
 
 
 def _new_trainer(args: argparse.Namespace, out: Path) -> Trainer:
@@ -168,6 +213,7 @@ def _new_trainer(args: argparse.Namespace, out: Path) -> Trainer:
         window = settings.window(config)
     except (TrainError, ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
+    _check_memory(config, settings.batch_size, window)
     train = _load(args.corpus, "--corpus", window + 1)
     if args.val:
         val = _load(args.val, "--val", window + 1)
@@ -315,11 +361,39 @@ def _rich(events: Iterator[TrainEvent]) -> Iterator[TrainEvent]:
 # -- run ---------------------------------------------------------------------------------------
 
 
+class _Diverged(Exception):
+    """The loss became NaN/inf: the run stopped (one line, exit 1)."""
+
+
+def _stop_on_nan(events: Iterator[TrainEvent], trainer: Trainer, out: Path) -> Iterator[TrainEvent]:
+    try:
+        yield from events
+    except NonFiniteLoss as exc:
+        kept = checkpoint_dir(out)
+        where = (
+            f"the last good checkpoint (step {_checkpoint_step(kept)}) is kept in {kept}"
+            if kept is not None
+            else "no checkpoint had been written yet, so nothing was saved"
+        )
+        raise _Diverged(
+            f"training stopped: {exc}; {where}. Lower --lr (it was "
+            f"{trainer.settings.lr:g}) or raise --warmup, in a new --out"
+        ) from None
+
+
+def _checkpoint_step(path: Path) -> str:
+    try:
+        return str(json.loads((path / STATE_FILE).read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
+
+
 def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} exists and is not a directory")
+    _check_out_writable(out)
     trainer = _resumed_trainer(args, out) if args.resume else _new_trainer(args, out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -344,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
     last: TrainEvent | None = None
     started = time.perf_counter()
     try:
-        for ev in display(trainer.run(stop_after=args.stop_after)):
+        for ev in _stop_on_nan(display(trainer.run(stop_after=args.stop_after)), trainer, out):
             last = ev
             if interrupted and ev.kind in ("step", "eval", "checkpoint"):
                 path = trainer.save_checkpoint()
@@ -354,6 +428,9 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 130
+    except _Diverged as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGINT, previous)
     if last is None:  # pragma: no cover - run() always yields

@@ -122,6 +122,11 @@ class LlamaConfig:
     (``max_position_embeddings`` was cut to :data:`MAX_CONTEXT`); None otherwise."""
 
     def __post_init__(self) -> None:
+        from .limits import config_problem
+
+        problem = config_problem(vars(self))  # before anything sized by these is built
+        if problem:
+            raise ConfigError(problem)
         for name in (
             "vocab_size",
             "hidden_size",

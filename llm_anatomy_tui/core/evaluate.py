@@ -247,6 +247,12 @@ def eval_stories_path() -> Path:
 
 def load_eval_stories(path: str | Path | None = None) -> list[str]:
     """The held-out stories (first 50 of the TinyStories validation split), in order."""
+    if path is None:
+        from .integrity import file_problem
+
+        problem = file_problem(f"{EVAL_DIR}/{EVAL_STORIES_FILE}")
+        if problem:
+            raise EvalDataError(problem)
     path = Path(path) if path is not None else eval_stories_path()
     try:
         text = path.read_text(encoding="utf-8")

@@ -316,7 +316,8 @@ def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
         raise ValueError(
             f"token id {token} is outside this model's vocabulary (0..{cfg.vocab_size - 1})"
         )
-    cos, sin = model._rope[0][pos], model._rope[1][pos]  # [D] each
+    rope = model._rope_for(pos + 1)
+    cos, sin = rope[0][pos], rope[1][pos]  # [D] each
     # rotate_half(v) * sin == v[swap] * signed_sin, with swap exchanging the two halves:
     # one gather instead of a negation and a concatenation, per layer.
     swap, sign = _half_swap(head_dim)

@@ -160,6 +160,9 @@ class Session:
                     errors[name] = str(exc)
             self._encodings = encodings
             self._encoding_errors = errors
+            from .tokenizers import release_rank_tables
+
+            release_rank_tables()  # ~40 MB the built encodings no longer need
             if not errors:
                 state = ResourceState(Status.READY)
             else:
@@ -253,11 +256,29 @@ class Session:
                 "LLM_ANATOMY_MODEL at a model directory.",
             )
             return self.model_state
+        from .integrity import FIX_MODEL, is_shipped_model_dir, problems
+
+        shipped = is_shipped_model_dir(path)
+        if shipped:  # the shipped files must be the shipped files (sha256 manifest)
+            found = problems("models/")
+            if found:
+                self.model = None
+                self.model_state = ResourceState(Status.FAILED, found[0])
+                return self.model_state
         try:
             model = open_model(path)
         except (ModelLoadError, OSError, ValueError) as exc:
             self.model = None
-            self.model_state = ResourceState(Status.FAILED, f"Could not load the model: {exc}")
+            fix = (
+                FIX_MODEL
+                if shipped
+                else (
+                    f"check the files in {path}, or unset {MODEL_DIR_ENV} to use the shipped model"
+                )
+            )
+            self.model_state = ResourceState(
+                Status.FAILED, f"Could not load the model: {exc}. To fix: {fix}."
+            )
             return self.model_state
         self.model = model
         self.model_state = ResourceState(Status.READY)

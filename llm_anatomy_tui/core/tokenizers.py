@@ -169,7 +169,35 @@ def _build(name: str) -> tiktoken.Encoding:
 @functools.cache
 def load_encoding(name: str) -> tiktoken.Encoding:
     """Return the named offline encoding (cached). ``name`` is one of :data:`ENCODING_NAMES`."""
-    return _build(name)
+    enc = _build(name)
+    _BUILT.add(name)
+    return enc
+
+
+_BUILT: set[str] = set()
+
+
+def release_rank_tables() -> None:
+    """Free the Python copies of the big rank tables once the encodings are built.
+
+    tiktoken keeps its own (Rust) copy for encoding and decoding; the ``{bytes: rank}``
+    dicts read from the files (~40 MB of small Python objects for o200k_base and
+    cl100k_base) were only needed to build it. Afterwards an encoding can no longer be
+    pickled, which nothing here does. Building an encoding later reads the file again.
+    """
+    import gc
+
+    _ranks.cache_clear()
+    for name in ("o200k_base", "cl100k_base"):
+        if name in _BUILT:
+            load_encoding(name)._mergeable_ranks = {}  # type: ignore[attr-defined]
+    gc.collect()
+    try:  # hand the freed pages back to the system (glibc only)
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def model_encoding() -> tiktoken.Encoding:

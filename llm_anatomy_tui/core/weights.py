@@ -79,8 +79,20 @@ class Model:
             if cfg.rope_scaling is not None:
                 inv = cfg.rope_scaling.apply(inv).astype(np.float32)
             self.inv_freq = inv
-        positions = np.arange(cfg.max_position_embeddings)
+        self._rope = self._rope_for(0)
+
+    def _rope_for(self, needed: int) -> tuple[np.ndarray, np.ndarray]:
+        """RoPE tables covering at least ``needed`` positions (grown by doubling, never
+        past the window: a window of a million positions costs nothing until it is used)."""
+        from .limits import rope_positions
+
+        rope = getattr(self, "_rope", None)
+        if rope is not None and rope[0].shape[0] >= needed:
+            return rope
+        cfg = self.config
+        positions = np.arange(rope_positions(needed, cfg.max_position_embeddings))
         self._rope = rope_cos_sin(positions, cfg.dim_head, cfg.rope_theta, self.inv_freq)
+        return self._rope
 
     def __repr__(self) -> str:
         # Short on purpose: Textual (worker descriptions) and tracebacks call repr(), and
@@ -226,7 +238,8 @@ class Model:
 
     def rope_tables(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """cos, sin rows for the given absolute positions: 2 x [T, D]."""
-        cos, sin = self._rope
+        positions = np.asarray(positions)
+        cos, sin = self._rope_for(int(positions.max()) + 1 if positions.size else 0)
         return cos[positions], sin[positions]
 
 

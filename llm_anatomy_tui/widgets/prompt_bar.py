@@ -5,10 +5,16 @@ value from code (:meth:`PromptBar.set_value`) is quiet, so screens can mirror a 
 prompt without echo loops.
 
 How an edit is reported: if an ancestor (normally the screen) has a method
-``prompt_bar_edited(bar, value)``, it is called directly, in the same turn as the
-keystroke; otherwise a :class:`PromptBar.Changed` message is posted. The direct call
-matters for speed: a message reaches the screen only after the screen has painted the
-keystroke once, so whatever the screen recomputes would cost a second frame (~16 ms).
+``prompt_bar_edited(bar, value)``, it is called directly; otherwise a
+:class:`PromptBar.Changed` message is posted. The direct call matters for speed: a
+message reaches the screen only after the screen has painted the keystroke once, so
+whatever the screen recomputes would cost a second frame (~16 ms).
+
+Typed edits are *coalesced*: the report runs once the keys already waiting in the
+editor's queue have been applied, with the text as it is then. A person typing gets one
+report per key, as before; a flood of keys (a held key, ``tmux send-keys``, a terminal
+without bracketed paste) gets one report per batch, so the chapter recomputes a few
+times instead of once per character and the screen keeps up.
 
 Some text cannot be edited safely in a terminal text area, and the bar then shows it
 read-only instead of silently changing it:
@@ -20,6 +26,10 @@ read-only instead of silently changing it:
 In that *view mode* the bar shows the start of the text with visible stand-ins (``␛``,
 ``⏎``), says why, and offers: Backspace clears the text; Enter edits a copy cut to the
 limit with those characters removed. Pasting adds to the end.
+
+Every such whole-text change (clearing, editing a copy, a paste that switched modes) can
+be undone with Ctrl+Z, in either mode: the editor's own undo goes first, and when it has
+nothing left the bar's undo restores the text as it was before the change.
 
 Pasted line breaks are normalised to ``\\n`` (terminals send pasted newlines as ``\\r``).
 """
@@ -44,6 +54,8 @@ from ..views.token_pieces import visible_text
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 PREVIEW_CHARS = 600
+UNDO_DEPTH = 20
+"""Whole-text changes the bar remembers for Ctrl+Z."""
 
 
 def editable_problem(text: str, max_chars: int) -> str | None:
@@ -82,6 +94,34 @@ class _PromptArea(TextArea):
     def __init__(self, bar: PromptBar, **kwargs) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
         self._bar = bar
+        self._typed: list[str] = []
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Typed characters are inserted in batches: each insert re-wraps the whole
+        # (one-line, soft-wrapped) prompt, so one insert per key made a flood of typed
+        # keys quadratic (3,000 keys froze the app for seconds). A key that is not a
+        # character first inserts what is waiting, so nothing is reordered.
+        if event.is_printable and not self.read_only and event.character:
+            event.stop()
+            event.prevent_default()
+            self._typed.append(event.character)
+            if len(self._typed) == 1:
+                self.call_later(self.flush_typed)
+            return
+        self.flush_typed()
+        await super()._on_key(event)
+
+    def flush_typed(self) -> None:
+        """Insert the typed characters that are waiting (called after the queued keys)."""
+        if not self._typed:
+            return
+        text = "".join(self._typed)
+        self._typed.clear()
+        if self.read_only:
+            return
+        start, end = self.selection
+        self.replace(text, start, end, maintain_selection_offset=False)
+        self.scroll_cursor_visible()
 
     def edit(self, edit: Edit) -> EditResult:
         # Report the change right away, inside the keystroke's own handler: the screen's
@@ -90,9 +130,17 @@ class _PromptArea(TextArea):
         self._bar._area_edited()
         return result
 
+    def action_undo(self) -> None:
+        self.flush_typed()
+        before = self.text
+        super().action_undo()
+        if self.text == before:  # the editor had nothing to undo: undo a whole-text change
+            self._bar.undo()
+
     async def _on_paste(self, event: events.Paste) -> None:
         event.prevent_default()  # TextArea's own paste handler would insert the raw text
         event.stop()
+        self.flush_typed()
         if self.read_only:
             return
         text = pasted_text(event.text)
@@ -118,14 +166,40 @@ class _PromptView(Static, can_focus=True):
             "Edit a copy",
             tooltip="Edit the start of the text, with control characters removed",
         ),
+        Binding("ctrl+z", "undo", "Undo", tooltip="Bring back the text before the last change"),
     ]
 
     def __init__(self, bar: PromptBar, **kwargs) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
         self._bar = bar
+        self._typed: list[str] = []
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Typing while the text is read-only adds to its end (in batches, as in the
+        # editor), so letters typed past the edit limit never run commands.
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self._typed.append(event.character)
+            if len(self._typed) == 1:
+                self.call_later(self._flush_typed)
+
+    def _flush_typed(self) -> None:
+        text = "".join(self._typed)
+        self._typed.clear()
+        if text:
+            self._bar._set_and_report(self._bar.value + text)
 
     def action_clear(self) -> None:
+        cleared = len(self._bar.value)
         self._bar._user_set("", focus_editor=True)
+        self.app.notify(
+            f"Prompt cleared ({cleared:,} characters). Ctrl+Z in the prompt brings it back.",
+            timeout=4,
+        )
+
+    def action_undo(self) -> None:
+        self._bar.undo()
 
     def action_edit_copy(self) -> None:
         self._bar._user_set(
@@ -204,6 +278,8 @@ class PromptBar(Widget):
         )
         self._area.cursor_blink = cursor_blink
         self._view = _PromptView(self, id="prompt-view")
+        self._undo: list[str] = []
+        self._report_pending = False
 
     def compose(self) -> ComposeResult:
         yield self._area
@@ -230,6 +306,20 @@ class PromptBar(Widget):
             return
         self._value = text
         self._show(text)
+
+    @property
+    def can_undo(self) -> bool:
+        """Whether :meth:`undo` has a whole-text change to take back."""
+        return bool(self._undo)
+
+    def undo(self) -> bool:
+        """Restore the text from before the last whole-text change (clear, edit a copy, a
+        paste into view mode). Reported like an edit. Returns False if there was none."""
+        if not self._undo:
+            return False
+        text = self._undo.pop()
+        self._set_and_report(text, focus_editor=True)
+        return True
 
     def focus_editor(self) -> None:
         """Focus whichever part is showing (the editor, or the read-only view)."""
@@ -261,14 +351,22 @@ class PromptBar(Widget):
             if more > 0:
                 body.append(f" … (+{more:,} characters)", style="italic")
             self._view.update(body)
-            self._view.border_title = f"{self.title} — {len(text):,} characters, read-only"
-            self._view.border_subtitle = f"{problem} · Backspace clears · Enter edits a copy"
+            why = "too long" if len(text) > self.max_edit_chars else "control characters"
+            self._view.border_title = f"{self.title} — {len(text):,} chars, read-only ({why})"
+            self._view.border_subtitle = "Backspace clears · Enter edits a clean copy · Ctrl+Z undo"
+            self._view.tooltip = problem
             self._area.display = False
             self._view.display = True
             if refocus:
                 self._view.focus()
 
     def _user_set(self, text: str, *, focus_editor: bool = False) -> None:
+        if text != self._value:
+            self._undo.append(self._value)
+            del self._undo[:-UNDO_DEPTH]
+        self._set_and_report(text, focus_editor=focus_editor)
+
+    def _set_and_report(self, text: str, *, focus_editor: bool = False) -> None:
         self._value = text
         self._show(text)
         if focus_editor:
@@ -276,6 +374,7 @@ class PromptBar(Widget):
         self._report(text)
 
     def _report(self, text: str) -> None:
+        self._report_pending = False
         for node in self.ancestors:
             edited = getattr(node, "prompt_bar_edited", None)
             if edited is not None:
@@ -296,4 +395,13 @@ class PromptBar(Widget):
             self._user_set(text)  # typed past the limit: switch to view mode
             return
         self._value = text
-        self._report(text)
+        if not self._report_pending:
+            self._report_pending = True
+            # After the keys already queued for the editor: one report for the batch.
+            self._area.call_later(self._flush_report)
+
+    def _flush_report(self) -> None:
+        if not self._report_pending:
+            return
+        self._report_pending = False
+        self._report(self._value)

@@ -177,6 +177,7 @@ def test_missing_default_model_is_a_clear_error(capsys, tmp_path, monkeypatch):
     code, out, err = run_cli(capsys, "hi")
     assert code == 2
     assert err == (
-        f"llm-anatomy: error: default model not found at {tmp_path / 'anatomy-mini'} "
-        "(it is trained separately); pass --model DIR to use another model\n"
+        f"llm-anatomy: error: the shipped model is missing from {tmp_path / 'anatomy-mini'}: "
+        "reinstall llm-anatomy (pip install --force-reinstall llm-anatomy), "
+        "or pass --model DIR to use another model\n"
     )

@@ -121,6 +121,14 @@ def resolve_config(spec: str) -> LlamaConfig:
 # -- settings ----------------------------------------------------------------------------------
 
 
+MAX_LR = 1.0
+"""Largest learning rate accepted: beyond it every update overshoots and the loss explodes."""
+
+
+class NonFiniteLoss(TrainError):
+    """The loss or the gradients became NaN or infinite; the update was not applied."""
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Everything that defines a run besides the model size and the data."""
@@ -162,8 +170,17 @@ class TrainSettings:
             raise TrainError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0.0 <= self.dropout < 1.0:
             raise TrainError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("lr", "min_lr", "dropout", "grad_clip", "init_std", "checkpoint_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise TrainError(f"{name} must be a finite number, got {value!r}")
         if self.lr <= 0 or self.min_lr < 0:
             raise TrainError("learning rates must be positive")
+        if self.lr > MAX_LR:
+            raise TrainError(
+                f"learning rate {self.lr:g} is far above any that trains (at most {MAX_LR:g}; "
+                "typical: 1e-4 to 1e-2)"
+            )
 
     def window(self, config: LlamaConfig) -> int:
         """Tokens per training window for this model."""
@@ -520,6 +537,12 @@ class Trainer:
         inputs, targets = sample_batch(self.train.tokens, self.rng, s.batch_size, self.window)
         loss, grads = loss_and_grads(self.model, inputs, targets, s.dropout, self.rng)
         grads, norm = clip_by_global_norm(grads, s.grad_clip)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            # Stop before the update: the weights stay as they were after the last good step.
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            raise NonFiniteLoss(
+                f"the {what} became {float(loss if what == 'loss' else norm)} at step {step + 1}"
+            )
         lr = s.lr_for(step)
         optimizer_step(s.optimizer, self.opt_state, self.params, grads, lr)
         self.state.step += 1
