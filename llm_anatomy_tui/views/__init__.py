@@ -1,0 +1,2 @@
+"""View-models: pure Python that turns core results into what a screen shows (no Textual,
+no Rich)."""
