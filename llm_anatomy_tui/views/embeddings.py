@@ -183,8 +183,7 @@ def scatter_lines(
     """The points as labelled ``•`` marks on a ``width`` × ``height`` character grid.
 
     The first axis runs left to right, the second bottom to top; each label is written
-    after its mark where it fits (never over another mark). Axes through 0 are drawn with
-    ``│`` and ``─`` when 0 is inside the range.
+    after its mark where it fits (never over another mark).
 
     >>> scatter_lines(np.array([[0.0, 0.0], [1.0, 1.0]]), ["a", "b"], 6, 3)
     ['     •', '      ', '•a    ']
@@ -203,13 +202,6 @@ def scatter_lines(
 
     cols = scale(x, width)
     rows = (height - 1) - scale(y, height)
-    zero_c = scale(np.append(x, 0.0), width)[-1] if x.min() < 0 < x.max() else None
-    zero_r = (height - 1) - scale(np.append(y, 0.0), height)[-1] if y.min() < 0 < y.max() else None
-    if zero_r is not None:
-        grid[zero_r] = ["─"] * width
-    if zero_c is not None:
-        for r in range(height):
-            grid[r][zero_c] = "┼" if r == zero_r else "│"
     marks = set(zip(rows.tolist(), cols.tolist()))
     for r, c in marks:
         grid[r][c] = "•"
@@ -295,3 +287,78 @@ def scale_lines(name: str, d_model: int, vocab: int) -> list[str]:
             f"{r.model:<{w}}  {r.d_model:>7,}  {r.vocab:>8,}  {human_count(r.embedding_params):>16}"
         )
     return out
+
+
+# -- computations a screen asks for (pure; run by the compute path) -----------------------
+
+
+DEFAULT_SENTENCES = (
+    "The boat drifted to the bank of the river.",
+    "She took her coins to the bank in town.",
+)
+DEFAULT_SHARED = " bank"
+
+
+@dataclass(frozen=True)
+class TwoContextView:
+    ids_a: tuple[int, ...]
+    ids_b: tuple[int, ...]
+    shared: tuple[int, ...]  # tokens in both sentences
+    result: TwoContexts | None  # None when the sentences share no token
+
+
+def compare_contexts(
+    model, encoding, sentence_a: str, sentence_b: str, pick: int  # noqa: ANN001
+) -> TwoContextView:
+    """Run both sentences; for the ``pick``-th shared token (mod the count), compare its
+    starting vectors (the same embedding row) and its vectors after the last block."""
+    from ..core.model import Trace, forward
+
+    window = model.config.max_position_embeddings
+    ids_a = tuple(encoding.encode_ordinary(sentence_a))[: window]
+    ids_b = tuple(encoding.encode_ordinary(sentence_b))[: window]
+    if not ids_a or not ids_b:
+        raise ValueError("Both sentences need some text (press a or b to type one).")
+    shared = tuple(find_shared(ids_a, ids_b))
+    if not shared:
+        return TwoContextView(ids_a, ids_b, shared, None)
+    token = shared[pick % len(shared)]
+    pa, pb = ids_a.index(token), ids_b.index(token)
+    ta, tb = Trace(), Trace()
+    forward(model, ids_a, trace=ta)
+    forward(model, ids_b, trace=tb)
+    start = float(np.max(np.abs(ta.embeddings[pa] - tb.embeddings[pb])))
+    end = cosine(ta.layers[-1]["resid_ffn"][pa], tb.layers[-1]["resid_ffn"][pb])
+    res = TwoContexts(token, token_label(encoding, token), pa, pb, start, end)
+    return TwoContextView(ids_a, ids_b, shared, res)
+
+
+def default_pick(encoding, shared: Sequence[int]) -> int:  # noqa: ANN001
+    """Index of " bank" among the shared tokens when it is one of them, else 0."""
+    ids = encoding.encode_ordinary(DEFAULT_SHARED)
+    if len(ids) == 1 and ids[0] in shared:
+        return list(shared).index(ids[0])
+    return 0
+
+
+def neighbours_of(embed: np.ndarray, token: int, k: int, task=None) -> Neighbours:  # noqa: ANN001
+    """:func:`cosine_neighbours` wired to a compute task's progress and cancel flag."""
+    from ..core.embeddings import cosine_neighbours
+
+    if task is None:
+        return cosine_neighbours(embed, token, k)
+    return cosine_neighbours(
+        embed, token, k, progress=task.report, cancelled=lambda: task.cancelled
+    )
+
+
+def project_set(embed: np.ndarray, ts: TokenSet) -> Projection:
+    """PCA of a token set's embedding rows (ValueError with a message when < 2 tokens)."""
+    from ..core.embeddings import pca_2d
+
+    if len(ts.ids) < 2:
+        raise ValueError(
+            f"The {ts.name} set has {len(ts.ids)} distinct token(s) here; a projection "
+            "needs at least two."
+        )
+    return pca_2d(embed[list(ts.ids)])
