@@ -68,7 +68,7 @@ class ToyNeuron:
     def with_value(self, index: int, value: float) -> ToyNeuron:
         value = min(TOY_LIMIT, max(-TOY_LIMIT, value))
         vals = list(self.values)
-        vals[index] = round(value, 10)  # keeps repeated ±0.25 steps free of drift
+        vals[index] = round(value, 2)  # two decimals: every product shown adds up exactly
         return replace(self, values=tuple(vals))
 
     def nudge(self, steps: int) -> ToyNeuron:
@@ -172,3 +172,47 @@ def activation_summary(acts: Sequence[float], labels: Sequence[str]) -> str:
         f"highest {a[hi]:+.3f} on “{labels[hi]}” (#{hi}), "
         f"lowest {a[lo]:+.3f} on “{labels[lo]}” (#{lo})"
     )
+
+
+SHADES = " ░▒▓█"
+
+
+def shade(value: float, scale: float) -> str:
+    """A block glyph for |value| relative to ``scale`` (the largest |value| shown).
+
+    >>> shade(1.0, 1.0), shade(-0.3, 1.0), shade(0.0, 1.0), shade(5.0, 0.0)
+    ('█', '░', ' ', ' ')
+    """
+    if not scale > 0 or not math.isfinite(value):
+        return " "
+    i = min(4, int(round(abs(value) / scale * 4)))
+    return SHADES[i]
+
+
+@dataclass(frozen=True)
+class ActChip:
+    label: str
+    value: float
+    glyph: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}\u00a0{self.value:+.2f}{self.glyph}"  # NBSP: a chip never wraps
+
+
+def activation_chips(labels: Sequence[str], acts: Sequence[float]) -> list[ActChip]:
+    """One chip per prompt token: its label, activation (2 decimals) and a shade glyph."""
+    a = np.asarray(acts, dtype=np.float64)
+    scale = float(np.max(np.abs(a))) if a.size else 0.0
+    return [ActChip(lab, float(v), shade(float(v), scale)) for lab, v in zip(labels, a, strict=True)]
+
+
+def scan_for(model, encoding, layer: int, k: int, task=None):  # noqa: ANN001, ANN201
+    """Scan the shipped held-out stories for ``layer`` (pure; run by the compute path)."""
+    from ..core.evaluate import eval_tokens
+    from ..core.neurons import scan_layer
+
+    tokens = eval_tokens(encoding)
+    if task is None:
+        return scan_layer(model, tokens, layer, k)
+    return scan_layer(model, tokens, layer, k, progress=task.report, cancelled=lambda: task.cancelled)
