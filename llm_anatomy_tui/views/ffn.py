@@ -175,8 +175,9 @@ class UnitRow:
 
     @property
     def cells(self) -> tuple[str, str, str, str, str]:
+        """Shown strings: the factors to 4 places so their product checks against h (3)."""
         return (
-            f"{self.unit}", f"{self.gate:+.3f}", f"{self.silu_gate:+.3f}", f"{self.up:+.3f}",
+            f"{self.unit}", f"{self.gate:+.4f}", f"{self.silu_gate:+.4f}", f"{self.up:+.4f}",
             f"{self.hidden:+.3f}",
         )  # fmt: skip
 

@@ -84,7 +84,7 @@ def test_dense_net_by_hand():
     assert net.firing.tolist() == [v > 0 for v in a1]
     assert [net.matrix(n).shape for n in MATRICES] == [(1, 2), (2, 3), (1, 3), (1, 3), (3, 2), (1, 2)]
     s = worked_sum(net, "Z1", 1)
-    assert s.startswith("z1_2 = x1·w1_12 + x2·w1_22 = 1.00·0.00 + 2.00·(-0.50)") and s.endswith("-1.00")
+    assert s == "z1_2 = x1·w1_12 + x2·w1_22 = 1·0 + 2·(-0.5) = -1"
     assert worked_sum(net, "Z2", 0).startswith("z2_1 = a1_1·w2_11 + a1_2·w2_21 + a1_3·w2_31")
     with pytest.raises(ValueError):
         run_net(x=np.array([[np.nan, 0.0]]))

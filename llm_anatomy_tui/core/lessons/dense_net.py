@@ -8,7 +8,7 @@ numbers only (chapter 4 labels them so)::
     >>> net.z1.tolist(), net.a1.tolist(), net.z2.tolist()
     ([[0.5, -1.0, 2.0]], [[0.5, 0.0, 2.0]], [[1.5, -0.5]])
     >>> worked_sum(net, "Z1", 0)
-    'z1_1 = x1·w1_11 + x2·w1_21 = 1.00·1.00 + 2.00·(-0.25) = 0.50'
+    'z1_1 = x1·w1_11 + x2·w1_21 = 1·1 + 2·(-0.25) = 0.5'
 """
 
 from __future__ import annotations
@@ -70,12 +70,22 @@ def run_net(
     return DenseNet(x, w1, z1, a1, w2, z2, activation)
 
 
+def short(v: float, decimals: int = 4) -> str:
+    """A number to at most ``decimals`` places, trailing zeros dropped.
+
+    >>> short(0.5), short(-0.25), short(2.0), short(1 / 3)
+    ('0.5', '-0.25', '2', '0.3333')
+    """
+    s = f"{v:.{decimals}f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
 def _num(v: float, decimals: int) -> str:
-    s = f"{v:.{decimals}f}"
-    return f"({s})" if v < 0 else s
+    s = short(v, decimals)
+    return f"({s})" if s.startswith("-") else s
 
 
-def worked_sum(net: DenseNet, layer: str, unit: int, decimals: int = 2) -> str:
+def worked_sum(net: DenseNet, layer: str, unit: int, decimals: int = 4) -> str:
     """The weighted sum of one unit written out: ``z1_j = x1·w1_1j + x2·w1_2j = …``.
 
     ``layer`` is "Z1" (hidden sums) or "Z2" (outputs); ``unit`` counts from 0, the text
@@ -95,4 +105,4 @@ def worked_sum(net: DenseNet, layer: str, unit: int, decimals: int = 2) -> str:
         f"{_num(inputs[i], decimals)}·{_num(weights[i, unit], decimals)}"
         for i in range(len(inputs))
     )
-    return f"{name}_{j} = {symbols} = {numbers} = {total[0, unit]:.{decimals}f}"
+    return f"{name}_{j} = {symbols} = {numbers} = {short(total[0, unit], decimals)}"
