@@ -109,10 +109,13 @@ class EmbeddingsScreen(ChapterScreen):
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def _ids(self) -> list[int]:
+    def _model_context(self) -> tuple[list[int], str]:
+        """The token IDs the model reads for the prompt, and why they differ from it."""
         model = self.session.require_model()
-        ids, _ = self.session.context_ids(self.session.encoding("model"), model.config.max_position_embeddings)
-        return ids
+        return self.session.context_ids(self.session.encoding("model"), model.config.max_position_embeddings)
+
+    def _ids(self) -> list[int]:
+        return self._model_context()[0]
 
     def session_changed(self, changes: frozenset[str]) -> None:
         if self.session.model is None or not self.session.tokenizer_state.ready:
@@ -133,7 +136,7 @@ class EmbeddingsScreen(ChapterScreen):
 
     def draw_lookup(self) -> None:
         model, enc = self.session.require_model(), self.session.encoding("model")
-        ids = self._ids()
+        ids, notice = self._model_context()
         sel = self._selected
         v, d = model.embed.shape
         row = model.embed[ids[sel]]
@@ -141,8 +144,8 @@ class EmbeddingsScreen(ChapterScreen):
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append(f"embed_tokens  [{v:,} × {d}]", style="bold")
         out.append("   one row per token ID; the ID is the row number\n", style="dim")
-        if self.session.context_notice:
-            out.append(self.session.context_notice + "\n", style="italic")
+        if notice:
+            out.append(notice + "\n", style="italic")
         lo = max(0, min(sel - 3, len(ids) - 7))
         for i in range(lo, min(len(ids), lo + 7)):
             t = ids[i]

@@ -82,6 +82,8 @@ class NeuronsScreen(ChapterScreen):
         self.scan: LayerScan | None = None
         """The held-out scan of the chosen layer, once it has landed."""
         self._trace: Trace | None = None
+        self.notice = ""
+        """Why the model reads something other than the typed prompt (or "")."""
         self._scans: dict[tuple[int, int], LayerScan] = {}
         self._editing = ""  # "value" or "unit" while the input is open
 
@@ -180,7 +182,7 @@ class NeuronsScreen(ChapterScreen):
 
     def ask_trace(self) -> None:
         model, enc = self.session.require_model(), self.session.encoding("model")
-        ids, _ = self.session.context_ids(enc, model.config.max_position_embeddings)
+        ids, self.notice = self.session.context_ids(enc, model.config.max_position_embeddings)
         self.compute("trace", prompt_trace, model, ids, then=self._got_trace)
 
     def _got_trace(self, trace: Trace) -> None:
@@ -201,8 +203,8 @@ class NeuronsScreen(ChapterScreen):
         self.acts = unit_activations(self._trace, c.layer, c.unit)
         labels = [token_label(enc, int(t)) for t in self._trace.tokens]
         out = Text()
-        if self.session.context_notice:
-            out.append(self.session.context_notice + "\n", style="italic")
+        if self.notice:
+            out.append(self.notice + "\n", style="italic")
         for chip in nv.activation_chips(labels, self.acts):
             style = "green" if chip.value > 0 else "red" if chip.value < 0 else ""
             out.append(chip.text, style=style)

@@ -90,6 +90,8 @@ class FFNScreen(ChapterScreen):
         self.real_layer = 0
         self.real_position = -1  # -1: the last token
         self._trace: Trace | None = None
+        self.notice = ""
+        """Why the model reads something other than the typed prompt (or "")."""
         self._editing = False
 
     def compose_chapter(self) -> ComposeResult:
@@ -167,7 +169,7 @@ class FFNScreen(ChapterScreen):
         self.real_layer = min(self.real_layer, self.session.require_model().config.num_hidden_layers - 1)
         if changes & {"prompt", "model", "tokenizers"}:
             model, enc = self.session.require_model(), self.session.encoding("model")
-            ids, _ = self.session.context_ids(enc, model.config.max_position_embeddings)
+            ids, self.notice = self.session.context_ids(enc, model.config.max_position_embeddings)
             self.compute("trace", prompt_trace, model, ids, then=self._got_trace)
 
     def _got_trace(self, trace: Trace) -> None:
@@ -190,8 +192,8 @@ class FFNScreen(ChapterScreen):
         label = token_label(enc, int(self._trace.tokens[upd.position]))
         lines = fv.shape_lines(cfg.hidden_size, cfg.intermediate_size, upd.layer, upd.position, label)
         head = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
-        if self.session.context_notice:
-            head.append("\n" + self.session.context_notice, style="italic")
+        if self.notice:
+            head.append("\n" + self.notice, style="italic")
         head.append(f"\n(, . token  l layer {upd.layer} of 0–{cfg.num_hidden_layers - 1})", style="dim")
         set_text(self.query_one("#f-shapes", Static), head)
         units = Text(no_wrap=True, overflow="ellipsis")
