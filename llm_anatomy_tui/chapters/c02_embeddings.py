@@ -26,6 +26,11 @@ from ..widgets.vector_strip import VectorStrip
 from .base import ChapterScreen
 
 NEIGHBOURS = 10
+LEAD = (
+    "A model cannot compute with words, so each token ID picks one row of a large table of "
+    "learned numbers: the token's embedding. That row is where the token starts, the same "
+    "wherever it appears; the layers after it add the context."
+)
 
 
 class Strip(VectorStrip, can_focus=False):
@@ -90,6 +95,7 @@ class EmbeddingsScreen(ChapterScreen):
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="e-body"):
+            yield Static(LEAD, classes="lead")
             yield PromptBar(self.session.prompt, title="Prompt (shared by every chapter)", id="prompt")
             yield Static(id="e-lookup", classes="panel")
             yield Strip(id="e-strip", legend=True, show_cursor=False)

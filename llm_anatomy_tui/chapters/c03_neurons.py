@@ -31,6 +31,11 @@ from .base import ChapterScreen
 from .c02_embeddings import set_text
 
 TOP_K = 8
+LEAD = (
+    "A neuron multiplies each input by a weight, adds them up with a bias, and bends the sum "
+    "with an activation function. The bend matters: without it, any stack of layers folds "
+    "into a single one."
+)
 
 TOY_TITLE = "Part 1 · toy neuron: hand-set numbers, not the model"
 REAL_TITLE = "Part 2 · the loaded model's own neurons (FFN hidden units)"
@@ -89,6 +94,7 @@ class NeuronsScreen(ChapterScreen):
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="n-body"):
+            yield Static(LEAD, classes="lead")
             yield Static(TOY_TITLE, classes="h")
             yield Static(id="n-toy")
             yield Input(id="n-input", classes="-hidden")

@@ -33,6 +33,11 @@ from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
 from .c02_embeddings import set_text
 
+LEAD = (
+    "A feed-forward layer is many neurons side by side, followed by a second layer that mixes "
+    "their outputs back down to the model's width. Every token passes through it on its own; "
+    "attention, before it, is where tokens look at each other."
+)
 TOY_TITLE = "Part 1 · toy network 2 → 3 → 2: hand-set numbers, not the model"
 REAL_TITLE = "Part 2 · one token through the loaded model's SwiGLU FFN"
 LENS_NOTE = (
@@ -96,6 +101,7 @@ class FFNScreen(ChapterScreen):
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="f-body"):
+            yield Static(LEAD, classes="lead")
             yield Static(TOY_TITLE, classes="h")
             yield Static(id="f-net")
             yield Static(id="f-firing")

@@ -183,10 +183,10 @@ def scatter_lines(
     """The points as labelled ``•`` marks on a ``width`` × ``height`` character grid.
 
     The first axis runs left to right, the second bottom to top; each label is written
-    after its mark where it fits (never over another mark).
+    after its mark, or before it at the right edge (never over another mark).
 
     >>> scatter_lines(np.array([[0.0, 0.0], [1.0, 1.0]]), ["a", "b"], 6, 3)
-    ['     •', '      ', '•a    ']
+    ['    b•', '      ', '•a    ']
     """
     width, height = max(4, width), max(3, height)
     grid = [[" "] * width for _ in range(height)]
@@ -206,7 +206,7 @@ def scatter_lines(
     for r, c in marks:
         grid[r][c] = "•"
     for (r, c), label in sorted(zip(zip(rows.tolist(), cols.tolist()), labels)):
-        start = c + 1
+        start = c + 1 if c + 1 + len(label) <= width else max(0, c - len(label))
         for i, ch in enumerate(label):
             cc = start + i
             if cc >= width or (r, cc) in marks:
