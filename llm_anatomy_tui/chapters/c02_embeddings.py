@@ -38,10 +38,17 @@ class Strip(VectorStrip, can_focus=False):
 
 
 def set_text(static: Static, text: Text | str) -> None:
+    """Replace a Static's text, asking for a layout pass only when its number of lines
+    changed (a layout costs 10-40 ms on a busy 2-core machine, a repaint about one).
+    Texts that wrap should keep ``no_wrap`` so the line count is the true height."""
     if isinstance(text, str):
         text = Text(text)
-    if text != static.content:
-        static.update(text)
+    if text == static.content:
+        return
+    lines = text.plain.count("\n") + 1
+    old = getattr(static, "_text_lines", None)
+    static.update(text, layout=old != lines or not text.no_wrap)
+    static._text_lines = lines  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -129,14 +136,12 @@ class EmbeddingsScreen(ChapterScreen):
         if "model" in changes:
             self._nb_cache.clear()
         self._selected = min(self._selected, len(self._ids()) - 1)
-        self.refresh_all()
-
-    def refresh_all(self) -> None:
         self.draw_lookup()
         self.ask_neighbours()
-        self.ask_contexts()
         self.ask_projection()
-        self.draw_static_parts()
+        if changes & {"model", "tokenizers"}:  # the two sentences do not follow the prompt
+            self.ask_contexts()
+            self.draw_static_parts()
 
     # -- the lookup and the vector ----------------------------------------------------------
 
@@ -166,8 +171,8 @@ class EmbeddingsScreen(ChapterScreen):
         strip.values = row
         strip.title = f"“{ev.token_label(enc, ids[sel])}” (ID {ids[sel]}): its {d} numbers"
         set_text(self.query_one("#e-norm", Static),
-                 f"norm |e| = {norm:.4f}   (v shows every number)   "
-                 f"min {row.min():+.3f}  max {row.max():+.3f}")  # fmt: skip
+                 Text(f"norm |e| = {norm:.4f}   (v shows every number)   "
+                      f"min {row.min():+.3f}  max {row.max():+.3f}", no_wrap=True, overflow="ellipsis"))  # fmt: skip
         self.shown = self._with(ids=tuple(ids), selected=sel, row=row.copy(), norm=norm)
 
     def _with(self, **kw) -> Shown:  # noqa: ANN003
@@ -193,13 +198,19 @@ class EmbeddingsScreen(ChapterScreen):
         if key in self._nb_cache:
             self.cancel_compute("neighbours")
             return self.draw_neighbours(self._nb_cache[key])
-        set_text(self.query_one("#e-neighbours", Static), Text(lookup.message + "\nsearching the vocabulary…", style="dim"))
+        self._nb_waiting(lookup.message, 0.0)
         self.compute("neighbours", ev.neighbours_of, model.embed, lookup.token, NEIGHBOURS,
                      then=self.draw_neighbours, on_progress=self._nb_progress)  # fmt: skip
 
     def _nb_progress(self, report) -> None:  # noqa: ANN001
+        lookup = self.shown.lookup
+        self._nb_waiting(lookup.message if lookup else "", report.fraction)
+
+    def _nb_waiting(self, message: str, fraction: float) -> None:
+        """The neighbours panel while the search runs, as tall as its result will be."""
+        lines = [message, f"searching the whole vocabulary… {fraction:.0%}"] + [""] * (NEIGHBOURS + 1)
         set_text(self.query_one("#e-neighbours", Static),
-                 Text(f"searching {report.fraction:.0%} of the vocabulary…", style="dim"))  # fmt: skip
+                 Text("\n".join(lines), style="dim", no_wrap=True, overflow="ellipsis"))  # fmt: skip
 
     def draw_neighbours(self, nb: Neighbours) -> None:
         model, enc = self.session.require_model(), self.session.encoding("model")

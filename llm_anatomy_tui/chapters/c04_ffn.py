@@ -212,10 +212,12 @@ class FFNScreen(ChapterScreen):
         units.append(f"{active} of {cfg.intermediate_size} units are above 10% of the largest |h|.", style="dim")
         set_text(self.query_one("#f-units", Static), units)
         set_text(self.query_one("#f-norm", Static),
-                 "update = W_down · h, added to the residual:\n" + fv.norm_line(upd))  # fmt: skip
+                 Text("update = W_down · h, added to the residual:\n" + fv.norm_line(upd),
+                      no_wrap=True, overflow="ellipsis"))  # fmt: skip
         up_rows, down_rows = fv.lens_rows(upd, enc)
         lens = Text(no_wrap=True, overflow="ellipsis")
-        lens.append("lens on the update: final norm + output head → pushes up ▲ / down ▼\n", style="bold")
+        lens.append(f"lens on the update of token #{upd.position}, layer {upd.layer}: final norm + "
+                    "output head → pushes up ▲ / down ▼\n", style="bold")
         for a, b in zip(up_rows, down_rows, strict=True):
             lens.append(f"▲ {a.label:<14.14} {a.logit:+8.3f}    ")
             lens.append(f"▼ {b.label:<14.14} {b.logit:+8.3f}\n")

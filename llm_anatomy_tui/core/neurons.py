@@ -173,10 +173,12 @@ def ffn_update(model: Model, trace: Trace, layer: int, position: int, k: int = 8
     hidden = rec["hidden"][position]
     order = np.argsort(-np.abs(hidden), kind="stable")[:k]
     out = rec["ffn_out"][position]
+    with one_blas_thread():  # a [V, d] matrix-vector product on the UI thread: no BLAS spin
+        lens = logit_lens(model, out)
     return FFNUpdate(
         layer, position, rec["resid_attn"][position], rec["ffn_norm"][position],
         rec["gate"][position], rec["up"][position], hidden, out, rec["resid_ffn"][position],
-        order, logit_lens(model, out),
+        order, lens,
     )  # fmt: skip
 
 
