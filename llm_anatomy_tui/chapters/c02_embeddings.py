@@ -103,7 +103,9 @@ class EmbeddingsScreen(ChapterScreen):
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="e-body"):
             yield Static(LEAD, classes="lead")
-            yield PromptBar(self.session.prompt, title="Prompt (shared by every chapter)", id="prompt")
+            yield PromptBar(
+                self.session.prompt, title="Prompt (shared by every chapter)", id="prompt"
+            )
             yield Static(id="e-lookup", classes="panel")
             yield Strip(id="e-strip", legend=True, show_cursor=False)
             yield Static(id="e-norm")
@@ -125,7 +127,9 @@ class EmbeddingsScreen(ChapterScreen):
     def _model_context(self) -> tuple[list[int], str]:
         """The token IDs the model reads for the prompt, and why they differ from it."""
         model = self.session.require_model()
-        return self.session.context_ids(self.session.encoding("model"), model.config.max_position_embeddings)
+        return self.session.context_ids(
+            self.session.encoding("model"), model.config.max_position_embeddings
+        )
 
     def _ids(self) -> list[int]:
         return self._model_context()[0]
@@ -165,7 +169,10 @@ class EmbeddingsScreen(ChapterScreen):
             line = f"{mark} #{i:<3} {ev.token_label(enc, t):<12.12} ID {t:>6} → row {t:>6}: [{first} …]\n"
             out.append(line, style="bold reverse" if i == sel else "")
         if len(ids) > 7:
-            out.append(f"  tokens {lo}–{min(len(ids), lo + 7) - 1} of {len(ids)} (, and . move)\n", style="dim")
+            out.append(
+                f"  tokens {lo}–{min(len(ids), lo + 7) - 1} of {len(ids)} (, and . move)\n",
+                style="dim",
+            )
         set_text(self.query_one("#e-lookup", Static), out)
         strip = self.query_one("#e-strip", Strip)
         strip.values = row
@@ -208,7 +215,9 @@ class EmbeddingsScreen(ChapterScreen):
 
     def _nb_waiting(self, message: str, fraction: float) -> None:
         """The neighbours panel while the search runs, as tall as its result will be."""
-        lines = [message, f"searching the whole vocabulary… {fraction:.0%}"] + [""] * (NEIGHBOURS + 1)
+        lines = [message, f"searching the whole vocabulary… {fraction:.0%}"] + [""] * (
+            NEIGHBOURS + 1
+        )
         set_text(self.query_one("#e-neighbours", Static),
                  Text("\n".join(lines), style="dim", no_wrap=True, overflow="ellipsis"))  # fmt: skip
 
@@ -219,7 +228,10 @@ class EmbeddingsScreen(ChapterScreen):
         out = Text(no_wrap=True, overflow="ellipsis")
         if lookup is not None:
             out.append(lookup.message + "\n")
-        out.append(f"closest of all {nb.vocab:,} rows (cos = a·b / |a||b|, 1 = same direction):\n", style="dim")
+        out.append(
+            f"closest of all {nb.vocab:,} rows (cos = a·b / |a||b|, 1 = same direction):\n",
+            style="dim",
+        )
         for r in ev.neighbour_rows(nb, enc):
             bar = "█" * max(0, round(r.similarity * 20))
             out.append(f"{r.rank:>3}. {r.label:<14.14} ID {r.token:>6}  {r.shown}  {bar}\n")
@@ -249,11 +261,16 @@ class EmbeddingsScreen(ChapterScreen):
         n_layers = self.session.require_model().config.num_hidden_layers
         r = view.result
         if r is None:
-            text = Text("The two sentences share no token: type one that both use (a, b).", style="italic")
+            text = Text(
+                "The two sentences share no token: type one that both use (a, b).", style="italic"
+            )
         else:
             same = "the same row" if r.start_diff == 0 else f"max |difference| {r.start_diff:.2g}"
             text = Text.assemble(
-                (f"“{r.label}” (ID {r.token}) is token #{r.position_a} of A and #{r.position_b} of B.\n", "bold"),
+                (
+                    f"“{r.label}” (ID {r.token}) is token #{r.position_a} of A and #{r.position_b} of B.\n",
+                    "bold",
+                ),
                 f"Start: both take row {r.token} of the table: {same} (max |a − b| = {r.start_diff:g}).\n",
                 f"After all {n_layers} blocks the two vectors differ: cosine {r.end_cosine:.3f} "
                 "(1 would mean the same direction). The context changed them.\n",
@@ -272,7 +289,9 @@ class EmbeddingsScreen(ChapterScreen):
                      on_error=self._pca_error)  # fmt: skip
 
     def _pca_error(self, message: str) -> None:
-        set_text(self.query_one("#e-pca", Static), Text(message + "  (s: another set)", style="italic"))
+        set_text(
+            self.query_one("#e-pca", Static), Text(message + "  (s: another set)", style="italic")
+        )
         self.shown = self._with(projection=None)
 
     def draw_projection(self, p: Projection) -> None:
@@ -283,7 +302,10 @@ class EmbeddingsScreen(ChapterScreen):
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append(f"set: {ts.name}  ({len(ts.ids)} tokens; s cycles {names})\n", style="bold")
         if ts.skipped:
-            out.append("not one token here, left out: " + ", ".join(w.strip() for w in ts.skipped) + "\n", style="dim")
+            out.append(
+                "not one token here, left out: " + ", ".join(w.strip() for w in ts.skipped) + "\n",
+                style="dim",
+            )
         out.append("▲ axis 2\n", style="dim")
         for line in ev.scatter_lines(p.coords, ts.labels, width, 11):
             out.append("│" + line + "\n")
@@ -304,7 +326,10 @@ class EmbeddingsScreen(ChapterScreen):
                     f"[{cfg.vocab_size:,} × {cfg.hidden_size}] to score the next token (chapter 5).")  # fmt: skip
         set_text(self.query_one("#e-head", Static), head)
         lines = ev.scale_lines(model.name, cfg.hidden_size, cfg.vocab_size)
-        set_text(self.query_one("#e-scale", Static), Text("\n".join(lines), no_wrap=True, overflow="ellipsis"))
+        set_text(
+            self.query_one("#e-scale", Static),
+            Text("\n".join(lines), no_wrap=True, overflow="ellipsis"),
+        )
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -358,4 +383,3 @@ class EmbeddingsScreen(ChapterScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()  # only Enter applies a typed value
-

@@ -103,7 +103,9 @@ class NeuronsScreen(ChapterScreen):
             yield Static("Why not leave f out? Two linear layers are one layer", classes="h")
             yield Static(id="n-collapse")
             yield Static(REAL_TITLE, classes="h")
-            yield PromptBar(self.session.prompt, title="Prompt (shared by every chapter)", id="prompt")
+            yield PromptBar(
+                self.session.prompt, title="Prompt (shared by every chapter)", id="prompt"
+            )
             yield Static(id="n-unit")
             yield Static(id="n-acts")
             yield Static(id="n-top")
@@ -154,7 +156,9 @@ class NeuronsScreen(ChapterScreen):
         plot.marks = (Mark(r.z, r.out, f"z={r.z:.2f}"),)
         plot.title = f"{act.name}(z) = {act.formula}   ◆ the current z"
         table = "  ".join(f"{'▶' if n == r.activation else ''}{n} {v:.4f}" for n, v in at_z.items())
-        set_text(self.query_one("#n-all", Static), Text(f"at z = {r.z:.4f}:  {table}", no_wrap=False))
+        set_text(
+            self.query_one("#n-all", Static), Text(f"at z = {r.z:.4f}:  {table}", no_wrap=False)
+        )
 
     def draw_collapse(self) -> None:
         d = collapse_demo()
@@ -162,7 +166,9 @@ class NeuronsScreen(ChapterScreen):
         out = Text()
         out.append(f"W1 = {mat(d.w1)}   W2 = {mat(d.w2)}   W1·W2 = {mat(d.product)}\n")
         out.append("x            (x·W1)·W2      x·(W1·W2)      ReLU(x·W1)·W2\n", style="bold")
-        for x, st, si, rl, diff in zip(d.inputs, d.stacked, d.single, d.with_relu, d.differs, strict=True):
+        for x, st, si, rl, diff in zip(
+            d.inputs, d.stacked, d.single, d.with_relu, d.differs, strict=True
+        ):
             out.append(f"{mat([x]):<12} {mat([st]):<14} {mat([si]):<14} {mat([rl]):<12} "
                        f"{'≠ product' if diff else '= product'}\n")  # fmt: skip
         out.append(f"Without f the two layers are one matrix ({ok} for every input). With a ReLU "
@@ -227,7 +233,9 @@ class NeuronsScreen(ChapterScreen):
             self._got_scan(self._scans[key])
             return
         self.scan = None
-        set_text(self.query_one("#n-top", Static), Text("scanning the held-out stories…", style="dim"))
+        set_text(
+            self.query_one("#n-top", Static), Text("scanning the held-out stories…", style="dim")
+        )
         self.compute("scan", nv.scan_for, model, self.session.encoding("model"), self.choice.layer, TOP_K,
                      then=self._got_scan, on_progress=self._scan_progress)  # fmt: skip
 
@@ -281,7 +289,9 @@ class NeuronsScreen(ChapterScreen):
 
     def action_edit(self) -> None:
         name = nv.TOY_FIELDS[self.toy.selected]
-        self._open_input("value", f"new value for {name} (within ±{nv.TOY_LIMIT:g}, 2 decimals), Enter")
+        self._open_input(
+            "value", f"new value for {name} (within ±{nv.TOY_LIMIT:g}, 2 decimals), Enter"
+        )
 
     def action_goto_unit(self) -> None:
         if self._ready():
@@ -299,7 +309,9 @@ class NeuronsScreen(ChapterScreen):
                 n = self.session.require_model().config.intermediate_size
                 text = event.value.strip()
                 if not text.isdigit() or not 0 <= int(text) < n:
-                    raise ValueError(f"“{text[:20]}” is not a hidden unit: type a whole number 0–{n - 1}.")
+                    raise ValueError(
+                        f"“{text[:20]}” is not a hidden unit: type a whole number 0–{n - 1}."
+                    )
                 self.choice = nv.UnitChoice(self.choice.layer, int(text))
                 self.draw_unit()
         except ValueError as exc:

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
-from ..core.lessons.dense_net import MATRICES, TOY_W1, TOY_W2, TOY_X, run_net, worked_sum
+from ..core.lessons.dense_net import TOY_W1, TOY_W2, TOY_X, run_net, worked_sum
 from ..core.lessons.neuron import ACTIVATIONS
 from ..core.model import Trace
 from ..core.neurons import FFNUpdate, ffn_update, prompt_trace
@@ -109,7 +109,9 @@ class FFNScreen(ChapterScreen):
             yield Input(id="f-input", classes="-hidden")
             yield Static(id="f-sum")
             yield Static(REAL_TITLE, classes="h")
-            yield PromptBar(self.session.prompt, title="Prompt (shared by every chapter)", id="prompt")
+            yield PromptBar(
+                self.session.prompt, title="Prompt (shared by every chapter)", id="prompt"
+            )
             yield Static(id="f-shapes")
             yield Static(id="f-units")
             yield Static(id="f-norm")
@@ -142,7 +144,9 @@ class FFNScreen(ChapterScreen):
         values = net.matrix(ins.matrix)
         rows, cols = values.shape
         view = self.query_one("#f-matrix", Inspector)
-        prefix = {"X": "x", "W1": "w1_", "Z1": "z1_", "A1": "a1_", "W2": "w2_", "Z2": "z2_"}[ins.matrix]
+        prefix = {"X": "x", "W1": "w1_", "Z1": "z1_", "A1": "a1_", "W2": "w2_", "Z2": "z2_"}[
+            ins.matrix
+        ]
         editable = " · e types this cell" if ins.matrix in fv.EDITABLE else " · computed"
         view.set_data(
             values,
@@ -172,7 +176,9 @@ class FFNScreen(ChapterScreen):
     def session_changed(self, changes: frozenset[str]) -> None:
         if not self._ready():
             return
-        self.real_layer = min(self.real_layer, self.session.require_model().config.num_hidden_layers - 1)
+        self.real_layer = min(
+            self.real_layer, self.session.require_model().config.num_hidden_layers - 1
+        )
         if changes & {"prompt", "model", "tokenizers"}:
             model, enc = self.session.require_model(), self.session.encoding("model")
             ids, self.notice = self.session.context_ids(enc, model.config.max_position_embeddings)
@@ -196,28 +202,48 @@ class FFNScreen(ChapterScreen):
         cfg = model.config
         assert self._trace is not None
         label = token_label(enc, int(self._trace.tokens[upd.position]))
-        lines = fv.shape_lines(cfg.hidden_size, cfg.intermediate_size, upd.layer, upd.position, label)
+        lines = fv.shape_lines(
+            cfg.hidden_size, cfg.intermediate_size, upd.layer, upd.position, label
+        )
         head = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
         if self.notice:
             head.append("\n" + self.notice, style="italic")
-        head.append(f"\n(, . token  l layer {upd.layer} of 0–{cfg.num_hidden_layers - 1})", style="dim")
+        head.append(
+            f"\n(, . token  l layer {upd.layer} of 0–{cfg.num_hidden_layers - 1})", style="dim"
+        )
         set_text(self.query_one("#f-shapes", Static), head)
         units = Text(no_wrap=True, overflow="ellipsis")
-        units.append(f"top {len(upd.top_units)} of {cfg.intermediate_size} hidden units by |silu(gate)·up|:\n", style="bold")
-        units.append(f"{'unit':>6} {'gate':>9} {'silu(gate)':>11} {'up':>9} {'h = silu·up':>12}\n", style="underline")
+        units.append(
+            f"top {len(upd.top_units)} of {cfg.intermediate_size} hidden units by |silu(gate)·up|:\n",
+            style="bold",
+        )
+        units.append(
+            f"{'unit':>6} {'gate':>9} {'silu(gate)':>11} {'up':>9} {'h = silu·up':>12}\n",
+            style="underline",
+        )
         for r in fv.unit_rows(upd):
             u, g, s, up, h = r.cells
             units.append(f"{u:>6} {g:>9} {s:>11} {up:>9} {h:>12}\n")
-        active = int(np.sum(np.abs(upd.hidden) > 0.1 * np.abs(upd.hidden).max())) if upd.hidden.size else 0
-        units.append(f"{active} of {cfg.intermediate_size} units are above 10% of the largest |h|.", style="dim")
+        active = (
+            int(np.sum(np.abs(upd.hidden) > 0.1 * np.abs(upd.hidden).max()))
+            if upd.hidden.size
+            else 0
+        )
+        units.append(
+            f"{active} of {cfg.intermediate_size} units are above 10% of the largest |h|.",
+            style="dim",
+        )
         set_text(self.query_one("#f-units", Static), units)
         set_text(self.query_one("#f-norm", Static),
                  Text("update = W_down · h, added to the residual:\n" + fv.norm_line(upd),
                       no_wrap=True, overflow="ellipsis"))  # fmt: skip
         up_rows, down_rows = fv.lens_rows(upd, enc)
         lens = Text(no_wrap=True, overflow="ellipsis")
-        lens.append(f"lens on the update of token #{upd.position}, layer {upd.layer}: final norm + "
-                    "output head → pushes up ▲ / down ▼\n", style="bold")
+        lens.append(
+            f"lens on the update of token #{upd.position}, layer {upd.layer}: final norm + "
+            "output head → pushes up ▲ / down ▼\n",
+            style="bold",
+        )
         for a, b in zip(up_rows, down_rows, strict=True):
             lens.append(f"▲ {a.label:<14.14} {a.logit:+8.3f}    ")
             lens.append(f"▼ {b.label:<14.14} {b.logit:+8.3f}\n")
@@ -248,7 +274,9 @@ class FFNScreen(ChapterScreen):
     def action_edit(self) -> None:
         ins = self.inspector
         if ins.matrix not in fv.EDITABLE:
-            self.notify(f"{ins.matrix} is computed from the others; inspect X, W1 or W2 (m) to type a value.")
+            self.notify(
+                f"{ins.matrix} is computed from the others; inspect X, W1 or W2 (m) to type a value."
+            )
             return
         self._editing = True
         box = self.query_one("#f-input", Input)
@@ -292,5 +320,7 @@ class FFNScreen(ChapterScreen):
 
     def action_layer(self, delta: int) -> None:
         if self._ready():
-            self.real_layer = (self.real_layer + delta) % self.session.require_model().config.num_hidden_layers
+            self.real_layer = (
+                self.real_layer + delta
+            ) % self.session.require_model().config.num_hidden_layers
             self.ask_update()

@@ -144,4 +144,3 @@ def pca_2d(vectors: np.ndarray) -> Projection:
             comps[i] *= -1
     explained = np.array([vals[0], vals[1] if len(vals) > 1 else 0.0]) / total
     return Projection(coords, explained, comps, mean)
-

@@ -69,11 +69,17 @@ class LayerScan:
 
     def top(self, unit: int) -> list[tuple[int, float]]:
         """(position, activation) pairs of one unit, highest first."""
-        return [(int(p), float(v)) for p, v in zip(self.top_pos[:, unit], self.top_val[:, unit])]
+        return [
+            (int(p), float(v))
+            for p, v in zip(self.top_pos[:, unit], self.top_val[:, unit], strict=False)
+        ]
 
     def low(self, unit: int) -> list[tuple[int, float]]:
         """(position, activation) pairs of one unit, most negative first."""
-        return [(int(p), float(v)) for p, v in zip(self.low_pos[:, unit], self.low_val[:, unit])]
+        return [
+            (int(p), float(v))
+            for p, v in zip(self.low_pos[:, unit], self.low_val[:, unit], strict=False)
+        ]
 
 
 def layer_hidden(model: Model, ids: np.ndarray, layer: int) -> np.ndarray:
@@ -199,4 +205,3 @@ def ranked(values: np.ndarray, k: int, largest: bool = True) -> np.ndarray:
     """
     v = np.asarray(values, dtype=np.float64)
     return np.argsort(-v if largest else v, kind="stable")[:k]
-

@@ -51,10 +51,7 @@ class WordLookup:
         if len(self.ids) == 1:
             return f"{first} is one token."
         parts = " + ".join(f"“{lab}”" for lab in self.labels)
-        return (
-            f"“{self.text}” is {len(self.ids)} tokens here: {parts}. "
-            f"Showing the first, {first}."
-        )
+        return f"“{self.text}” is {len(self.ids)} tokens here: {parts}. Showing the first, {first}."
 
 
 def lookup_word(encoding, text: str) -> WordLookup:  # noqa: ANN001
@@ -169,17 +166,13 @@ def token_set(name: str, encoding, prompt_ids: Sequence[int]) -> TokenSet:  # no
             ids.append(enc[0])
         else:
             skipped.append(word)
-    return TokenSet(
-        name, tuple(ids), tuple(token_label(encoding, t) for t in ids), tuple(skipped)
-    )
+    return TokenSet(name, tuple(ids), tuple(token_label(encoding, t) for t in ids), tuple(skipped))
 
 
 # -- a scatter plot as text ---------------------------------------------------------------
 
 
-def scatter_lines(
-    coords: np.ndarray, labels: Sequence[str], width: int, height: int
-) -> list[str]:
+def scatter_lines(coords: np.ndarray, labels: Sequence[str], width: int, height: int) -> list[str]:
     """The points as labelled ``•`` marks on a ``width`` × ``height`` character grid.
 
     The first axis runs left to right, the second bottom to top; each label is written
@@ -202,10 +195,12 @@ def scatter_lines(
 
     cols = scale(x, width)
     rows = (height - 1) - scale(y, height)
-    marks = set(zip(rows.tolist(), cols.tolist()))
+    marks = set(zip(rows.tolist(), cols.tolist(), strict=False))
     for r, c in marks:
         grid[r][c] = "•"
-    for (r, c), label in sorted(zip(zip(rows.tolist(), cols.tolist()), labels)):
+    for (r, c), label in sorted(
+        zip(zip(rows.tolist(), cols.tolist(), strict=False), labels, strict=False)
+    ):
         start = c + 1 if c + 1 + len(label) <= width else max(0, c - len(label))
         for i, ch in enumerate(label):
             cc = start + i
@@ -308,15 +303,19 @@ class TwoContextView:
 
 
 def compare_contexts(
-    model, encoding, sentence_a: str, sentence_b: str, pick: int  # noqa: ANN001
+    model,
+    encoding,
+    sentence_a: str,
+    sentence_b: str,
+    pick: int,  # noqa: ANN001
 ) -> TwoContextView:
     """Run both sentences; for the ``pick``-th shared token (mod the count), compare its
     starting vectors (the same embedding row) and its vectors after the last block."""
     from ..core.model import Trace, forward
 
     window = model.config.max_position_embeddings
-    ids_a = tuple(encoding.encode_ordinary(sentence_a))[: window]
-    ids_b = tuple(encoding.encode_ordinary(sentence_b))[: window]
+    ids_a = tuple(encoding.encode_ordinary(sentence_a))[:window]
+    ids_b = tuple(encoding.encode_ordinary(sentence_b))[:window]
     if not ids_a or not ids_b:
         raise ValueError("Both sentences need some text (press a or b to type one).")
     shared = tuple(find_shared(ids_a, ids_b))

@@ -82,7 +82,12 @@ def net_diagram(net: DenseNet, decimals: int = 2) -> list[list[Segment]]:
     for j, r in enumerate(_HID_ROWS):
         glyph, kind = ("●", FIRE) if firing[j] else ("○", QUIET)
         put(r, mid, glyph, kind)
-        put(r, mid + 1, f" h{j + 1} {net.z1[0, j]:>5.{decimals}f}→{net.a1[0, j]:.{decimals}f} "[:hid_label], LABEL)
+        put(
+            r,
+            mid + 1,
+            f" h{j + 1} {net.z1[0, j]:>5.{decimals}f}→{net.a1[0, j]:.{decimals}f} "[:hid_label],
+            LABEL,
+        )
     for k, r in enumerate(_OUT_ROWS):
         put(r, right, "●", FIRE)
         put(r, right + 1, f" y{k + 1} {net.z2[0, k]:.{decimals}f}"[:11], LABEL)
@@ -187,7 +192,9 @@ def unit_rows(upd: FFNUpdate) -> list[UnitRow]:
     rows = []
     for j in upd.top_units:
         g = float(upd.gate[j])
-        rows.append(UnitRow(int(j), g, g / (1.0 + np.exp(-g)), float(upd.up[j]), float(upd.hidden[j])))
+        rows.append(
+            UnitRow(int(j), g, g / (1.0 + np.exp(-g)), float(upd.up[j]), float(upd.hidden[j]))
+        )
     return rows
 
 

@@ -48,9 +48,7 @@ def parse_toy_value(text: str, limit: float = TOY_LIMIT) -> float:
     if math.isnan(value):
         raise ToyValueError("NaN is not a number a neuron can add up; type e.g. 0.5 or -2.")
     if math.isinf(value) or abs(value) > limit:
-        raise ToyValueError(
-            f"{raw[:20]} is too large for this toy: keep values within ±{limit:g}."
-        )
+        raise ToyValueError(f"{raw[:20]} is too large for this toy: keep values within ±{limit:g}.")
     return value
 
 
@@ -126,7 +124,9 @@ class UnitChoice:
     unit: int = 0
 
     def clamp(self, n_layers: int, n_units: int) -> UnitChoice:
-        return UnitChoice(min(max(self.layer, 0), n_layers - 1), min(max(self.unit, 0), n_units - 1))
+        return UnitChoice(
+            min(max(self.layer, 0), n_layers - 1), min(max(self.unit, 0), n_units - 1)
+        )
 
     def move(self, d_layer: int, d_unit: int, n_layers: int, n_units: int) -> UnitChoice:
         return UnitChoice((self.layer + d_layer) % n_layers, (self.unit + d_unit) % n_units)
@@ -146,7 +146,11 @@ class TopRow:
 
 
 def top_rows(
-    scan: LayerScan, unit: int, encoding, context: int = 5, lowest: bool = False  # noqa: ANN001
+    scan: LayerScan,
+    unit: int,
+    encoding,
+    context: int = 5,
+    lowest: bool = False,  # noqa: ANN001
 ) -> list[TopRow]:
     """The scan's strongest activations of ``unit`` with their token and what came before
     (within the same scan window, as the model saw it)."""
@@ -204,7 +208,9 @@ def activation_chips(labels: Sequence[str], acts: Sequence[float]) -> list[ActCh
     """One chip per prompt token: its label, activation (2 decimals) and a shade glyph."""
     a = np.asarray(acts, dtype=np.float64)
     scale = float(np.max(np.abs(a))) if a.size else 0.0
-    return [ActChip(lab, float(v), shade(float(v), scale)) for lab, v in zip(labels, a, strict=True)]
+    return [
+        ActChip(lab, float(v), shade(float(v), scale)) for lab, v in zip(labels, a, strict=True)
+    ]
 
 
 def scan_for(model, encoding, layer: int, k: int, task=None):  # noqa: ANN001, ANN201
@@ -215,4 +221,6 @@ def scan_for(model, encoding, layer: int, k: int, task=None):  # noqa: ANN001, A
     tokens = eval_tokens(encoding)
     if task is None:
         return scan_layer(model, tokens, layer, k)
-    return scan_layer(model, tokens, layer, k, progress=task.report, cancelled=lambda: task.cancelled)
+    return scan_layer(
+        model, tokens, layer, k, progress=task.report, cancelled=lambda: task.cancelled
+    )

@@ -47,7 +47,7 @@ def odd_model():
 def test_embedding_rows_are_the_weight_rows(tiny_model):
     ids = [5, 0, 8192, 5]
     rows = embedding_rows(tiny_model.embed, ids)
-    for r, i in zip(rows, ids):
+    for r, i in zip(rows, ids, strict=False):
         assert np.array_equal(r, tiny_model.tensors()["model.embed_tokens.weight"][i])
     with pytest.raises(ValueError, match="outside the vocabulary"):
         embedding_rows(tiny_model.embed, [8193])
@@ -60,7 +60,7 @@ def brute_cosines(m: np.ndarray, q: int) -> list[float]:
     for row in m:
         b = [float(v) for v in row]
         nb = math.sqrt(sum(v * v for v in b))
-        out.append(sum(x * y for x, y in zip(a, b)) / (na * nb) if na and nb else 0.0)
+        out.append(sum(x * y for x, y in zip(a, b, strict=False)) / (na * nb) if na and nb else 0.0)
     return out
 
 
@@ -188,7 +188,9 @@ def test_ffn_update_equals_trace_and_lens(odd_model):
     # the lens: final RMSNorm then the output head, applied here by hand
     x = upd.out.astype(np.float64)
     normed = x / np.sqrt(np.mean(x * x) + ODD.rms_norm_eps) * odd_model.norm
-    np.testing.assert_allclose(upd.lens, normed @ odd_model.lm_head.T.astype(np.float64), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        upd.lens, normed @ odd_model.lm_head.T.astype(np.float64), rtol=1e-4, atol=1e-5
+    )
     assert upd.top_units.tolist() == np.argsort(-np.abs(upd.hidden), kind="stable")[:5].tolist()
     with pytest.raises(ValueError, match="position 4"):
         ffn_update(odd_model, trace, 0, 4)

@@ -64,7 +64,7 @@ def test_collapse_product_and_outputs():
     # the product matrix, by a loop
     prod = [[sum(d.w1[i, k] * d.w2[k, j] for k in range(2)) for j in range(2)] for i in range(2)]
     assert d.product.tolist() == prod
-    for x, st, si, rl in zip(d.inputs, d.stacked, d.single, d.with_relu):
+    for x, st, si, rl in zip(d.inputs, d.stacked, d.single, d.with_relu, strict=False):
         h = [sum(x[i] * d.w1[i, k] for i in range(2)) for k in range(2)]
         out = [sum(h[k] * d.w2[k, j] for k in range(2)) for j in range(2)]
         assert st.tolist() == out and si.tolist() == out
@@ -82,7 +82,14 @@ def test_dense_net_by_hand():
     z2 = [sum(a1[j] * w2[j, k] for j in range(3)) for k in range(2)]
     assert net.z1[0].tolist() == z1 and net.a1[0].tolist() == a1 and net.z2[0].tolist() == z2
     assert net.firing.tolist() == [v > 0 for v in a1]
-    assert [net.matrix(n).shape for n in MATRICES] == [(1, 2), (2, 3), (1, 3), (1, 3), (3, 2), (1, 2)]
+    assert [net.matrix(n).shape for n in MATRICES] == [
+        (1, 2),
+        (2, 3),
+        (1, 3),
+        (1, 3),
+        (3, 2),
+        (1, 2),
+    ]
     s = worked_sum(net, "Z1", 1)
     assert s == "z1_2 = x1·w1_12 + x2·w1_22 = 1·0 + 2·(-0.5) = -1"
     assert worked_sum(net, "Z2", 0).startswith("z2_1 = a1_1·w2_11 + a1_2·w2_21 + a1_3·w2_31")

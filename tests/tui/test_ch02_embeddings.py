@@ -103,7 +103,9 @@ async def test_two_contexts_same_row_then_different():
             forward(model, list(ids), trace=t)
             traces.append(t.layers[-1]["resid_ffn"][pos].astype(np.float64))
         a, b = traces
-        assert r.end_cosine == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6)
+        assert r.end_cosine == pytest.approx(
+            a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6
+        )
         assert f"cosine {r.end_cosine:.3f}" in text_of(screen, "#e-contexts")
         first = r.token
         await pilot.press("w")

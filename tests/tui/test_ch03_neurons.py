@@ -25,7 +25,7 @@ MATH = {
 
 def toy_z(values) -> float:  # noqa: ANN001
     x, w, b = values[:3], values[3:6], values[6]
-    return sum(xi * wi for xi, wi in zip(x, w)) + b
+    return sum(xi * wi for xi, wi in zip(x, w, strict=False)) + b
 
 
 async def test_toy_keys_and_every_function():
@@ -36,7 +36,9 @@ async def test_toy_keys_and_every_function():
         assert isinstance(screen, NeuronsScreen)
         assert "toy neuron" in text_of(screen, "#n-body > Static.h")
         start = screen.toy.values
-        await pilot.press("full_stop", "plus", "plus", "full_stop", "full_stop", "full_stop", "minus")
+        await pilot.press(
+            "full_stop", "plus", "plus", "full_stop", "full_stop", "full_stop", "minus"
+        )
         vals = screen.toy.values
         assert vals[1] == start[1] + 0.5 and vals[4] == start[4] - 0.25
         for name in ACTIVATIONS:
@@ -118,7 +120,13 @@ async def test_real_unit_equals_trace_and_keys_move_it():
         model = app.session.model
         ids = app.session.encoding("model").encode_ordinary(PROMPT)
         hidden = fresh_hidden(model, ids)
-        for keys, (layer, unit) in ((), (0, 0)), (("u",), (0, 1)), (("l", "l"), (2, 1)), (("U", "U"), (2, 383)), (("L",), (1, 383)):
+        for keys, (layer, unit) in (
+            ((), (0, 0)),
+            (("u",), (0, 1)),
+            (("l", "l"), (2, 1)),
+            (("U", "U"), (2, 383)),
+            (("L",), (1, 383)),
+        ):
             await pilot.press(*keys)
             await settled(pilot)
             assert (screen.choice.layer, screen.choice.unit) == (layer, unit)

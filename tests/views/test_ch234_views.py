@@ -95,7 +95,9 @@ def test_compare_contexts_uses_the_same_row(enc):
     a = ta.layers[-1]["resid_ffn"][r.position_a].astype(np.float64)
     b = tb.layers[-1]["resid_ffn"][r.position_b].astype(np.float64)
     assert r.end_cosine == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-    assert ev.default_pick(enc, view.shared) == list(view.shared).index(enc.encode_ordinary(" bank")[0])
+    assert ev.default_pick(enc, view.shared) == list(view.shared).index(
+        enc.encode_ordinary(" bank")[0]
+    )
     none = ev.compare_contexts(model, enc, "Zzz", "Qq", 0)
     assert none.result is None
     with pytest.raises(ValueError, match="need some text"):
@@ -125,7 +127,11 @@ def test_top_rows_context(enc):
     cfg = LlamaConfig(vocab_size=8193, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)  # fmt: skip
     model = init_random(cfg, seed=5, std=0.3)
-    tokens = np.array(enc.encode_ordinary("Once upon a time there was a cat who liked to sit in the sun all day long."))
+    tokens = np.array(
+        enc.encode_ordinary(
+            "Once upon a time there was a cat who liked to sit in the sun all day long."
+        )
+    )
     scan = scan_layer(model, tokens, 1, k=3, window=8)
     rows = nv.top_rows(scan, 4, enc, context=3)
     for r, (pos, val) in zip(rows, scan.top(4), strict=True):

@@ -44,7 +44,7 @@ class DenseNet:
             return {"X": self.x, "W1": self.w1, "Z1": self.z1, "A1": self.a1,
                     "W2": self.w2, "Z2": self.z2}[name]  # fmt: skip
         except KeyError:
-            raise ValueError(f"no matrix {name!r}; choose one of {', '.join(MATRICES)}")
+            raise ValueError(f"no matrix {name!r}; choose one of {', '.join(MATRICES)}") from None
 
     @property
     def firing(self) -> np.ndarray:

@@ -92,7 +92,9 @@ def activate(name: str, z: float | np.ndarray) -> np.ndarray:
     try:
         act = ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise ValueError(
+            f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
+        ) from None
     return act.fn(np.asarray(z, dtype=np.float64))
 
 
