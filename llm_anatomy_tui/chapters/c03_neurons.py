@@ -64,6 +64,8 @@ class NeuronsScreen(ChapterScreen):
                 tooltip="Next activation function: ReLU, GELU, SiLU, tanh, sigmoid, linear"),
         Binding("F", "activation(-1)", "Prev function", show=False, id="neurons.function-prev",
                 tooltip="Previous activation function"),
+        Binding("a", "all_curves", "All curves", id="neurons.all-curves",
+                tooltip="Plot all six activation functions together, or only the chosen one"),
         Binding("l", "layer(1)", "Layer", id="neurons.layer",
                 tooltip="Next layer of the real model"),
         Binding("L", "layer(-1)", "Prev layer", show=False, id="neurons.layer-prev",
@@ -80,6 +82,8 @@ class NeuronsScreen(ChapterScreen):
         super().__init__(chapter)
         self.toy = nv.ToyNeuron()
         """The toy neuron's state (values, selected field, activation)."""
+        self.all_curves = False
+        """True: the plot draws every activation function, not only the chosen one."""
         self.choice = nv.UnitChoice()
         """The real layer and hidden unit shown."""
         self.acts = None
@@ -117,22 +121,23 @@ class NeuronsScreen(ChapterScreen):
     # -- part 1 ------------------------------------------------------------------------------
 
     def draw_toy(self) -> None:
-        self.compute("toy", self._toy_values, self.toy, then=self._draw_toy, inline=True,
-                     on_error=self._toy_error)  # fmt: skip
+        self.compute("toy", self._toy_values, self.toy, self.all_curves, then=self._draw_toy,
+                     inline=True, on_error=self._toy_error)  # fmt: skip
 
     @staticmethod
-    def _toy_values(toy: nv.ToyNeuron):  # noqa: ANN205
+    def _toy_values(toy: nv.ToyNeuron, all_curves: bool):  # noqa: ANN205
         r = toy.result()
         lo, hi = nv.plot_range(r.z)
-        z, y = curve(toy.activation, lo, hi)
+        names = list(ACTIVATIONS) if all_curves else [toy.activation]
+        curves = [(name, *curve(name, lo, hi)) for name in names]
         at_z = {name: float(activate(name, r.z)) for name in ACTIVATIONS}
-        return r, z, y, at_z
+        return r, curves, at_z
 
     def _toy_error(self, message: str) -> None:
         self.notify(message, severity="warning")
 
     def _draw_toy(self, values) -> None:  # noqa: ANN001
-        r, z, y, at_z = values
+        r, curves, at_z = values
         act = ACTIVATIONS[r.activation]
         out = Text(no_wrap=True, overflow="ellipsis")
         cells = []
@@ -152,9 +157,15 @@ class NeuronsScreen(ChapterScreen):
         out.append(f"out = {act.name}(z) = {act.formula} = {r.out:.4f}", style="bold")
         set_text(self.query_one("#n-toy", Static), out)
         plot = self.query_one("#n-curve", LinePlot)
-        plot.series = (Series(act.name, nv.clip_for_plot(y), z),)
-        plot.marks = (Mark(r.z, r.out, f"z={r.z:.2f}"),)
-        plot.title = f"{act.name}(z) = {act.formula}   ◆ the current z"
+        plot.series = tuple(Series(name, nv.clip_for_plot(y), z) for name, z, y in curves)
+        plot.marks = tuple(
+            Mark(r.z, at_z[name], f"z={r.z:.2f}" if name == r.activation else "")
+            for name, _, _ in curves
+        )
+        if self.all_curves:
+            plot.title = "all six functions   ◆ each at the current z   (a: only the chosen one)"
+        else:
+            plot.title = f"{act.name}(z) = {act.formula}   ◆ the current z   (a: all six)"
         table = "  ".join(f"{'▶' if n == r.activation else ''}{n} {v:.4f}" for n, v in at_z.items())
         set_text(
             self.query_one("#n-all", Static), Text(f"at z = {r.z:.4f}:  {table}", no_wrap=False)
@@ -273,6 +284,10 @@ class NeuronsScreen(ChapterScreen):
 
     def action_nudge(self, steps: int) -> None:
         self.toy = self.toy.nudge(steps)
+        self.draw_toy()
+
+    def action_all_curves(self) -> None:
+        self.all_curves = not self.all_curves
         self.draw_toy()
 
     def action_activation(self, delta: int) -> None:

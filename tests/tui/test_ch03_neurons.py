@@ -55,6 +55,14 @@ async def test_toy_keys_and_every_function():
         assert screen.toy.activation == "relu"
         await pilot.press("F")
         assert screen.toy.activation == "linear"
+        await pilot.press("a")
+        plot = screen.query_one("#n-curve")
+        assert [series.name for series in plot.series] == list(ACTIVATIONS)
+        z = toy_z(screen.toy.values)
+        for mark, name in zip(plot.marks, ACTIVATIONS, strict=True):
+            assert mark.y == pytest.approx(MATH[name](z))
+        await pilot.press("a")
+        assert [series.name for series in plot.series] == ["linear"]
 
 
 @pytest.mark.parametrize("typed", ["1e6", "-1e6", "nan", "NaN", "inf", "abc", ""])
