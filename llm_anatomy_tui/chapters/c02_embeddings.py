@@ -99,6 +99,7 @@ class EmbeddingsScreen(ChapterScreen):
         self._sentences = list(ev.DEFAULT_SENTENCES)
         self._pick: int | None = None  # which shared token; None: " bank" if shared
         self._nb_cache: dict[tuple[int, int], Neighbours] = {}
+        self._ctx_cache: tuple[tuple[int, int], tuple[list[int], str]] | None = None
 
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="e-body"):
@@ -127,9 +128,13 @@ class EmbeddingsScreen(ChapterScreen):
     def _model_context(self) -> tuple[list[int], str]:
         """The token IDs the model reads for the prompt, and why they differ from it."""
         model = self.session.require_model()
-        return self.session.context_ids(
-            self.session.encoding("model"), model.config.max_position_embeddings
-        )
+        key = (self.session.prompt_revision, id(model))
+        if self._ctx_cache is None or self._ctx_cache[0] != key:  # encode once per prompt
+            ctx = self.session.context_ids(
+                self.session.encoding("model"), model.config.max_position_embeddings
+            )
+            self._ctx_cache = (key, ctx)
+        return self._ctx_cache[1]
 
     def _ids(self) -> list[int]:
         return self._model_context()[0]

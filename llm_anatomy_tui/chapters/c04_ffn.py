@@ -45,6 +45,9 @@ LENS_NOTE = (
     "head, as if nothing came after this layer. It hints at what the update pushes towards; "
     "the layers after it may use it quite differently."
 )
+LENS_INLINE_LIMIT = 4_000_000
+"""Largest vocab × d_model whose lens is computed on the UI thread (anatomy-mini: 1.05M,
+about 0.1 ms); larger heads run in a worker."""
 KIND_STYLE = {fv.FIRE: "bold green", fv.QUIET: "red", fv.EDGE: "", fv.DEAD_EDGE: "dim",
               fv.LABEL: "", fv.PLAIN: ""}  # fmt: skip
 
@@ -193,8 +196,11 @@ class FFNScreen(ChapterScreen):
             return
         n = len(self._trace.tokens)
         pos = n - 1 if self.real_position < 0 else min(self.real_position, n - 1)
-        self.compute("update", ffn_update, self.session.require_model(), self._trace, self.real_layer, pos,
-                     then=self.draw_update, inline=True)  # fmt: skip
+        model = self.session.require_model()
+        # the lens is a [V, d] product: inline for a small model, a worker for a large one
+        cheap = model.config.vocab_size * model.config.hidden_size <= LENS_INLINE_LIMIT
+        self.compute("update", ffn_update, model, self._trace, self.real_layer, pos,
+                     then=self.draw_update, inline=cheap)  # fmt: skip
 
     def draw_update(self, upd: FFNUpdate) -> None:
         self.real_update = upd

@@ -33,3 +33,21 @@ def test_no_color_120x40(snap_compare, chapter, monkeypatch):
     """Without colour: signs, shades and glyphs carry the meaning (● firing, ○ silent)."""
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(app_for(chapter), terminal_size=(120, 40), run_before=settled)
+
+
+@pytest.mark.parametrize(
+    ("chapter", "keys"),
+    [("embeddings", ".,svw"), ("neurons", ".+-faul"), ("ffn", "mcfl,.")],
+)
+async def test_tiny_terminal_and_every_key(chapter, keys):
+    """40×12 and back: every key still works, nothing raises."""
+    app = app_for(chapter)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settled(pilot)
+        await pilot.press(
+            *[{".": "full_stop", ",": "comma", "+": "plus", "-": "minus"}.get(k, k) for k in keys]
+        )
+        await settled(pilot)
+        await pilot.resize_terminal(120, 40)
+        await settled(pilot)
+        assert app.screen.chapter.slug == chapter
