@@ -183,7 +183,7 @@ class EmbeddingsScreen(ChapterScreen):
         strip.values = row
         strip.title = f"“{ev.token_label(enc, ids[sel])}” (ID {ids[sel]}): its {d} numbers"
         set_text(self.query_one("#e-norm", Static),
-                 Text(f"norm |e| = {norm:.4f}   (v shows every number)   "
+                 Text(f"norm |e| = {norm:.4f}   (v: the numbers under the cells)   "
                       f"min {row.min():+.3f}  max {row.max():+.3f}", no_wrap=True, overflow="ellipsis"))  # fmt: skip
         self.shown = self._with(ids=tuple(ids), selected=sel, row=row.copy(), norm=norm)
 

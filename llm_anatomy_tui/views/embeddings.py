@@ -211,11 +211,18 @@ def scatter_lines(coords: np.ndarray, labels: Sequence[str], width: int, height:
 
 
 def variance_note(p: Projection) -> str:
+    """How much of the spread the two axes keep.
+
+    >>> import numpy as np
+    >>> variance_note(Projection(np.zeros((3, 2)), np.array([0.75, 0.25]), np.zeros((2, 4)), np.zeros(4)))
+    'axis 1 explains 75.0% of the variance, axis 2 25.0%: together 100.0% (3 points lie in one plane, so two axes hold all of it)'
+    """
     a, b = (float(v) * 100 for v in p.explained)
-    return (
-        f"axis 1 explains {a:.1f}% of the variance, axis 2 {b:.1f}%: "
-        f"together {a + b:.1f}% (the rest is in directions this flat picture cannot show)"
-    )
+    head = f"axis 1 explains {a:.1f}% of the variance, axis 2 {b:.1f}%: together {a + b:.1f}%"
+    n = len(p.coords)
+    if n <= 3:
+        return f"{head} ({n} points lie in one plane, so two axes hold all of it)"
+    return f"{head} (the rest lies in directions this flat picture cannot show)"
 
 
 # -- the scale table ----------------------------------------------------------------------
