@@ -18,8 +18,8 @@ import numpy as np
 from rich.text import Text
 from textual.worker import get_current_worker
 
-from ..core.attention_tracker import AttentionSnapshot, token_labels
 from ..core.session import NotReady
+from ..views.attention_tracker import AttentionSnapshot, AttentionTracker, token_labels
 
 if TYPE_CHECKING:
     from textual.widgets import Static
@@ -110,7 +110,7 @@ class AttentionContextMixin(_Screen):
         self._want = tokens
         self.n_prompt = n_prompt
         # a prefix, or a step or two appended (~1–2 ms): inline, painted with this frame
-        snap = s.attention.snapshot_if_cheap(model, tokens)
+        snap = s.shared("attention", AttentionTracker).snapshot_if_cheap(model, tokens)
         if snap is not None:
             self._arrived(snap)
         else:
@@ -126,7 +126,7 @@ class AttentionContextMixin(_Screen):
         arrays) takes ~40 ms. ``exclusive``: a newer context cancels the older run."""
 
         def job() -> None:
-            snap = self.session.attention.snapshot(model, tokens)
+            snap = self.session.shared("attention", AttentionTracker).snapshot(model, tokens)
             if not get_current_worker().is_cancelled:
                 self.app.call_from_thread(self._arrived, snap)
 

@@ -25,7 +25,8 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
 
 from ..core.session import NotReady
-from ..core.token_pieces import (
+from ..core.tokenizers import ENCODING_LABELS, ENCODING_NAMES
+from ..views.token_pieces import (
     CONTEXT_WINDOWS,
     PriceError,
     Tokenized,
@@ -37,7 +38,6 @@ from ..core.token_pieces import (
     tokenize,
     window_share,
 )
-from ..core.tokenizers import ENCODING_LABELS, ENCODING_NAMES
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.token_chips import TokenChips, chips_from_pieces
 from .base import ChapterScreen

@@ -7,7 +7,7 @@ uniform draw against the cumulative distribution. Settings are typed into number
 and change the bars as they are typed: each edit submits a *keyed* preview op to the
 shared generation worker, so only the newest edit is ever computed.
 
-All numbers in a row come from :func:`~llm_anatomy_tui.core.sampling_view.sampling_table`:
+All numbers in a row come from :func:`~llm_anatomy_tui.views.sampling_view.sampling_table`:
 every probability is the softmax of the rounded logits printed beside it, so the table
 can be checked with a calculator (``p = exp(logit - lse)``).
 
@@ -30,9 +30,10 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from ..core.generation import GenerationStopped
-from ..core.readout import LOGIT_DECIMALS, PERCENT_DECIMALS
 from ..core.sampling import SamplingResult, SamplingSettings
-from ..core.sampling_view import (
+from ..core.session import NotReady
+from ..views.readout import LOGIT_DECIMALS, PERCENT_DECIMALS
+from ..views.sampling_view import (
     SETTING_FIELDS,
     SamplingTable,
     SettingError,
@@ -43,8 +44,7 @@ from ..core.sampling_view import (
     sampling_table,
     settings_fields,
 )
-from ..core.session import NotReady
-from ..core.token_pieces import piece_spans
+from ..views.token_pieces import piece_spans
 from ..widgets.bar_chart import BarChart, BarColumn, CumulativeStrip
 from ..widgets.prompt_bar import PromptBar
 from .base import GENERATION, MODEL, PROMPT, ChapterScreen

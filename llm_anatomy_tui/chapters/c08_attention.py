@@ -32,9 +32,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ..core.attention_tracker import AttentionSnapshot, context_summary
 from ..core.lessons import toy_attention as toy
-from ..core.readout import softmax_readout
+from ..views.attention_tracker import AttentionSnapshot, context_summary
+from ..views.readout import softmax_readout
 from ..widgets.heatmap import Heatmap
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.vector_strip import VectorStrip

@@ -8,7 +8,7 @@ stage; the whole pipeline with the tensor shapes of the real config and context;
 grouped-query attention: which query heads share which K/V head, and what that saves in
 the KV cache (bytes per token and at the full context, from the config).
 
-Every array comes from :class:`~llm_anatomy_tui.core.attention_tracker.AttentionTracker`
+Every array comes from :class:`~llm_anatomy_tui.views.attention_tracker.AttentionTracker`
 (the model's own traced forward pass); the maps follow the shared generation like
 chapter 8's.
 """
@@ -26,10 +26,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from ..core.attention_tracker import AttentionSnapshot, context_summary
 from ..core.config import LlamaConfig
 from ..core.generation import kv_cache_bytes
-from ..core.readout import softmax_readout
+from ..views.attention_tracker import AttentionSnapshot, context_summary
+from ..views.readout import softmax_readout
 from ..widgets.matrix_view import MatrixView
 from ..widgets.prompt_bar import PromptBar
 from .attention_common import AttentionContextMixin

@@ -34,8 +34,15 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static
 
 from ..core.generation import GenerationStopped, kv_cache_bytes_for
-from ..core.kv_inspect import CacheComparison, CacheSnapshot, DriftLog, cache_snapshot, compare_step
-from ..core.kv_memory import (
+from ..core.quant_kv import kv_bytes_per_token
+from ..views.kv_inspect import (
+    CacheComparison,
+    CacheSnapshot,
+    DriftLog,
+    cache_snapshot,
+    compare_step,
+)
+from ..views.kv_memory import (
     DTYPE_BYTES,
     DTYPE_NOTES,
     FIELDS,
@@ -50,7 +57,6 @@ from ..core.kv_memory import (
     parse_field,
     presets_with,
 )
-from ..core.quant_kv import kv_bytes_per_token
 from ..widgets.colors import get_cmap
 from ..widgets.line_plot import LinePlot, Series
 from ..widgets.prompt_bar import PromptBar

@@ -18,7 +18,7 @@ What runs where:
   whole model: quantize (progress per tensor), generate side by side, FP32 reference
   logits (once), compare window by window. A newer key press cancels the running job
   (``exclusive``); a job waits :data:`START_DELAY` before starting, so a burst of key
-  presses costs nothing. Results are cached per scheme in :class:`~..core.quant_lab.QuantLab`,
+  presses costs nothing. Results are cached per scheme in :class:`~llm_anatomy_tui.core.quant_lab.QuantLab`,
   so coming back to a scheme is instant. The screen says which numbers are still coming.
 """
 
@@ -51,15 +51,14 @@ from ..core.quant import (
     quantize,
     size_table,
 )
-from ..core.quant_lab import (
-    EVAL_TOKENS,
+from ..core.quant_lab import EVAL_TOKENS, LabEvent, QuantLab, SideBySide
+from ..core.sampling import SamplingSettings
+from ..core.session import NotReady
+from ..views.quant_matrix import (
     MATRIX_KINDS,
     MATRIX_LABELS,
     GroupView,
-    LabEvent,
     MatrixSummary,
-    QuantLab,
-    SideBySide,
     group_bounds,
     group_view,
     model_nbytes_fast,
@@ -69,8 +68,6 @@ from ..core.quant_lab import (
     summarize,
     tensor_name,
 )
-from ..core.sampling import SamplingSettings
-from ..core.session import NotReady
 from ..widgets._format import fmt, fmt_percent
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.quant_views import (

@@ -37,7 +37,7 @@ from textual.widget import Widget
 from textual.widgets import Static, TextArea
 from textual.widgets.text_area import Edit, EditResult
 
-from ..core.token_pieces import visible_text
+from ..views.token_pieces import visible_text
 
 # Characters a TextArea would draw raw (terminal escapes) or rewrite (line breaks other
 # than \n): C0 controls except tab and newline, DEL, C1 controls, U+2028/U+2029.

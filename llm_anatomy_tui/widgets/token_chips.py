@@ -15,7 +15,7 @@ Two layers, as Textual's own Sparkline does it:
 
 A chip label is a string or a sequence of ``(text, kind)`` spans where ``kind`` is
 ``"text"``, ``"marker"`` (a whitespace stand-in such as ``·``) or ``"special"`` (byte pieces
-like ``‹E4 B8›``, control pictures) — the shape :func:`core.token_pieces.piece_spans` returns.
+like ``‹E4 B8›``, control pictures) — the shape :func:`views.token_pieces.piece_spans` returns.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from ..core.token_pieces import Piece
+from ..views.token_pieces import Piece
 
 Label = str | Sequence[tuple[str, str]]
 
@@ -46,7 +46,7 @@ class Chip(NamedTuple):
 
 
 def chips_from_pieces(pieces: Iterable[Piece]) -> tuple[Chip, ...]:
-    """Chips for :class:`~llm_anatomy_tui.core.token_pieces.Piece` objects."""
+    """Chips for :class:`~llm_anatomy_tui.views.token_pieces.Piece` objects."""
     return tuple(Chip(p.spans, p.id) for p in pieces)
 
 

@@ -1,6 +1,6 @@
-"""The numpy core never pulls in the UI: each core module, imported alone in a fresh
-interpreter, leaves ``textual`` and ``rich`` out of ``sys.modules``; and the import-linter
-contracts declared in ``pyproject.toml`` hold."""
+"""The numpy core and the view-models never pull in the UI: each ``core`` and ``views``
+module, imported alone in a fresh interpreter, leaves ``textual`` and ``rich`` out of
+``sys.modules``; and the import-linter contracts declared in ``pyproject.toml`` hold."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 
 import llm_anatomy_tui.core
+import llm_anatomy_tui.views
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CORE_MODULES = sorted(
     info.name
-    for info in pkgutil.walk_packages(llm_anatomy_tui.core.__path__, "llm_anatomy_tui.core.")
+    for package in (llm_anatomy_tui.core, llm_anatomy_tui.views)
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
 )
+"""Every module of ``core`` and ``views`` (and the two packages themselves, below)."""
+UI_FREE_MODULES = ["llm_anatomy_tui.core", "llm_anatomy_tui.views", *CORE_MODULES]
 
 CHECK = """
 import importlib, sys
@@ -31,11 +35,13 @@ print(",".join(ui))
 def test_core_modules_found():
     assert "llm_anatomy_tui.core.tokenizers" in CORE_MODULES
     assert "llm_anatomy_tui.core.session" in CORE_MODULES
-    assert "llm_anatomy_tui.core.token_pieces" in CORE_MODULES
+    assert "llm_anatomy_tui.views.token_pieces" in CORE_MODULES
+    assert "llm_anatomy_tui.views.sampling_view" in CORE_MODULES
+    assert "llm_anatomy_tui.core.train.trainer" in CORE_MODULES
 
 
-@pytest.mark.parametrize("module", CORE_MODULES)
-def test_core_module_imports_no_ui(module):
+@pytest.mark.parametrize("module", UI_FREE_MODULES)
+def test_core_and_views_modules_import_no_ui(module):
     result = subprocess.run(
         [sys.executable, "-c", CHECK.format(module=module)],
         capture_output=True,

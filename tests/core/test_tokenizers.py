@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llm_anatomy_tui.core import tokenizers
-from llm_anatomy_tui.core.token_pieces import piece_display, token_pieces
 from llm_anatomy_tui.core.tokenizers import (
     MODEL_EOT_ID,
     MODEL_VOCAB_RANKS,
@@ -19,6 +18,7 @@ from llm_anatomy_tui.core.tokenizers import (
     load_encoding,
     read_rank_file,
 )
+from llm_anatomy_tui.views.token_pieces import piece_display, token_pieces
 
 SEED = (
     "If the human brain were so simple that we could understand it, "

@@ -11,9 +11,9 @@ from tui_helpers import SEED
 from llm_anatomy_tui.chapters.c05_sampling import TOP_N, SamplingScreen
 from llm_anatomy_tui.core.generation import Generation
 from llm_anatomy_tui.core.model import forward
-from llm_anatomy_tui.core.readout import check_softmax_text
 from llm_anatomy_tui.core.sampling import SamplingSettings, softmax64
-from llm_anatomy_tui.core.token_pieces import piece_spans
+from llm_anatomy_tui.views.readout import check_softmax_text
+from llm_anatomy_tui.views.token_pieces import piece_spans
 from llm_anatomy_tui.widgets.bar_chart import BarChart, CumulativeStrip
 
 STORY = "Once upon a time, there was a little robot who wanted to read."
@@ -71,7 +71,9 @@ async def test_bars_are_the_real_models_next_token_distribution():
         for row, token in zip(rows, top, strict=False):
             piece = enc.decode_single_token_bytes(int(token))
             assert row.label == "".join(t for t, _ in piece_spans(piece))
-            assert row.cells["logit"] == f"{logits[token]:.4f}"
+            # the same logit to display precision (the screen's forward pass may sum in
+            # another order than this test's: a last-digit flip is float noise, not an error)
+            assert abs(float(row.cells["logit"]) - float(logits[token])) <= 0.5e-4 + 1e-5
             # the model's own probability, to display precision (within one last digit)
             assert abs(float(row.cells["p"].rstrip("%")) - probs[token] * 100) <= 0.011
         # defaults: nothing cut, p′ = p

@@ -23,7 +23,7 @@ from tui_helpers import make_session, settle
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.chapters.c08_attention import AttentionScreen, Map, Strip
 from llm_anatomy_tui.core.lessons import toy_attention as toy
-from llm_anatomy_tui.core.readout import check_softmax_text
+from llm_anatomy_tui.views.readout import check_softmax_text
 from llm_anatomy_tui.widgets.colors import MASK_GLYPH
 from llm_anatomy_tui.widgets.heatmap import ROW_MARK
 

@@ -7,9 +7,9 @@ from ch_helpers import drain, model_app, static_text
 
 from llm_anatomy_tui.chapters.c14_kv_cache import KVCacheScreen
 from llm_anatomy_tui.core.generation import decode_step_macs, kv_cache_bytes_for
-from llm_anatomy_tui.core.kv_memory import LLAMA_3_8B, kv_bytes, presets_with
 from llm_anatomy_tui.core.model import forward
 from llm_anatomy_tui.core.quant_kv import kv_bytes_per_token
+from llm_anatomy_tui.views.kv_memory import LLAMA_3_8B, kv_bytes, presets_with
 
 STORY = "Once upon a time, there was a little robot who wanted to read."
 
@@ -266,7 +266,7 @@ class _Clock:
 
 def _steady_clock(monkeypatch) -> None:  # noqa: ANN001
     import llm_anatomy_tui.core.generation as generation
-    import llm_anatomy_tui.core.kv_inspect as kv_inspect
+    import llm_anatomy_tui.views.kv_inspect as kv_inspect
 
     clock = _Clock()
     monkeypatch.setattr(generation, "time", clock)

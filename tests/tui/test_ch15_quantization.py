@@ -39,9 +39,10 @@ from llm_anatomy_tui.core.quant import (
     quantize_model,
     size_table,
 )
-from llm_anatomy_tui.core.quant_lab import EVAL_TOKENS, MATRIX_KINDS, group_view, tensor_name
+from llm_anatomy_tui.core.quant_lab import EVAL_TOKENS
 from llm_anatomy_tui.core.session import MODEL_DIR_ENV
 from llm_anatomy_tui.core.tokenizers import load_encoding
+from llm_anatomy_tui.views.quant_matrix import MATRIX_KINDS, group_view, tensor_name
 from llm_anatomy_tui.widgets._format import fmt, fmt_percent
 from llm_anatomy_tui.widgets.quant_views import Facts, OptionRow, QuantTable
 

@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 from rich.style import Style
 
-from llm_anatomy_tui.core.token_pieces import tokenize
 from llm_anatomy_tui.core.tokenizers import load_encoding
+from llm_anatomy_tui.views.token_pieces import tokenize
 from llm_anatomy_tui.widgets.token_chips import Chip, TokenChipsRenderable, chips_from_pieces
 
 SEED = (

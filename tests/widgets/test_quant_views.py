@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from widget_testing import render_segments, render_text
 
 from llm_anatomy_tui.core.quant import QuantScheme, quantize
-from llm_anatomy_tui.core.quant_lab import group_view
+from llm_anatomy_tui.views.quant_matrix import group_view
 from llm_anatomy_tui.widgets.colors import SERIES_COLORS
 from llm_anatomy_tui.widgets.quant_views import (
     GUTTER,

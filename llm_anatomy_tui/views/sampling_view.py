@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.sampling import SamplingError, SamplingResult, SamplingSettings, rank_tokens
 from .readout import LOGIT_DECIMALS, SoftmaxReadout, softmax_readout
-from .sampling import SamplingError, SamplingResult, SamplingSettings, rank_tokens
 
 CUT_NAMES = {"temperature": "greedy", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}
 """The short name a bar is tagged with when that stage removed it."""
@@ -74,7 +74,7 @@ def parse_settings(fields: Mapping[str, str]) -> SamplingSettings:
     >>> parse_settings({"top_p": "1.5"})
     Traceback (most recent call last):
     ...
-    llm_anatomy_tui.core.sampling_view.SettingError: top-p must be between 0 and 1 (1 = off), got 1.5
+    llm_anatomy_tui.views.sampling_view.SettingError: top-p must be between 0 and 1 (1 = off), got 1.5
     """
     values = {f: _number(f, fields.get(f, "")) for f in SETTING_FIELDS}
     try:

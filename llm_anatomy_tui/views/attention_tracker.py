@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import LlamaConfig
-from .model import KVCache, Model, Trace, forward
-from .ops import attention_scores
+from ..core.config import LlamaConfig
+from ..core.model import KVCache, Model, Trace, forward
+from ..core.ops import attention_scores
 from .token_pieces import piece_display
 
 

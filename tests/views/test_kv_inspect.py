@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from llm_anatomy_tui.core.generation import Generation, decode_step_macs, kv_cache_bytes_for
-from llm_anatomy_tui.core.kv_inspect import DriftLog, cache_snapshot, compare_step
 from llm_anatomy_tui.core.quant_kv import KVDriftTracker, kv_bytes_per_token
+from llm_anatomy_tui.views.kv_inspect import DriftLog, cache_snapshot, compare_step
 
 PROMPT = [5, 17, 300, 42, 8, 99, 1000]
 

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_anatomy_tui.core.readout import (
+from llm_anatomy_tui.views.readout import (
     check_softmax_text,
     logsumexp,
     percent_text,

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from .config import LlamaConfig
-from .quant_kv import kv_block_size
+from ..core.config import LlamaConfig
+from ..core.quant_kv import kv_block_size
 
 DTYPE_BYTES: dict[str, Fraction] = {
     "fp32": Fraction(4),
@@ -218,7 +218,7 @@ def parse_field(field: str, text: str) -> int:
     >>> parse_field("layers", "0")
     Traceback (most recent call last):
     ...
-    llm_anatomy_tui.core.kv_memory.KVInputError: layers must be between 1 and 1,000; got 0
+    llm_anatomy_tui.views.kv_memory.KVInputError: layers must be between 1 and 1,000; got 0
     """
     label, lo, hi = FIELDS[field]
     clean = text.strip().replace(",", "").replace("_", "")

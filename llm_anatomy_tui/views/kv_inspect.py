@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .generation import Generation, forward_macs, kv_cache_bytes_for
-from .model import KVCache, Model, forward
+from ..core.generation import Generation, forward_macs, kv_cache_bytes_for
+from ..core.model import KVCache, Model, forward
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class DriftLog:
     """
 
     def __init__(self, model: Model, bits: int) -> None:
-        from .quant_kv import KVDriftTracker
+        from ..core.quant_kv import KVDriftTracker
 
         self.bits = bits
         self.tracker = KVDriftTracker(model, bits)

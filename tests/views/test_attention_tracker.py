@@ -7,10 +7,24 @@ import threading
 
 import numpy as np
 import pytest
-from attention_helpers import assert_rows_are_distributions, fresh_trace
 
-from llm_anatomy_tui.core.attention_tracker import AttentionTracker, token_labels
+from llm_anatomy_tui.core.model import Trace, forward
 from llm_anatomy_tui.core.tokenizers import load_encoding
+from llm_anatomy_tui.views.attention_tracker import AttentionTracker, token_labels
+
+
+def fresh_trace(model, tokens) -> Trace:  # noqa: ANN001
+    trace = Trace()
+    forward(model, list(tokens), trace=trace)
+    return trace
+
+
+def assert_rows_are_distributions(weights: np.ndarray) -> None:
+    t = weights.shape[-1]
+    future = ~np.tri(t, dtype=bool)
+    assert np.all(weights[..., future] == 0.0), "masked cells are exactly 0"
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+
 
 NAMES = {"q": "q_rope", "k": "k_rope", "v": "v", "scores": "scores", "weights": "weights",
          "heads": "heads", "attn_out": "attn_out"}  # fmt: skip

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from llm_anatomy_tui.core.readout import check_softmax_text, percent_text
 from llm_anatomy_tui.core.sampling import SamplingSettings, sample
-from llm_anatomy_tui.core.sampling_view import (
+from llm_anatomy_tui.views.readout import check_softmax_text, percent_text
+from llm_anatomy_tui.views.sampling_view import (
     SettingError,
     parse_count,
     parse_seed,

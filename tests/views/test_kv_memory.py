@@ -7,7 +7,8 @@ from fractions import Fraction
 import pytest
 
 from llm_anatomy_tui.core.generation import kv_cache_bytes, kv_cache_bytes_for
-from llm_anatomy_tui.core.kv_memory import (
+from llm_anatomy_tui.core.quant_kv import kv_bytes_per_token
+from llm_anatomy_tui.views.kv_memory import (
     GPT2_SMALL,
     LLAMA_2_7B,
     LLAMA_3_8B,
@@ -27,7 +28,6 @@ from llm_anatomy_tui.core.kv_memory import (
     with_dtype,
     with_field,
 )
-from llm_anatomy_tui.core.quant_kv import kv_bytes_per_token
 
 
 def test_published_architectures():
