@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.embeddings import Neighbours, Projection
-from ..core.token_pieces import piece_display
+from .token_pieces import piece_display
 
 # -- token labels -------------------------------------------------------------------------
 
