@@ -202,3 +202,18 @@ async def test_other_model_sizes():
         await settled(pilot)
         assert (screen.choice.layer, screen.choice.unit) == (2, 39)
         assert screen.scan.layer == 2 and screen.scan.top_val.shape[1] == 40
+
+
+async def test_scan_runs_in_a_worker_and_a_newer_layer_wins():
+    """Keys keep working while the held-out scan runs; a superseded scan is dropped."""
+    app = app_for("neurons")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settled(pilot)
+        screen = app.screen
+        before = screen.toy.values[0]
+        await pilot.press("l", "l", "plus")  # two scans asked for; the toy answers at once
+        assert screen.toy.values[0] == before + 0.25
+        await settled(pilot)
+        assert screen.choice.layer == 2
+        assert screen.scan is not None and screen.scan.layer == 2
+        assert "fire unit 0 most" in text_of(screen, "#n-top")
