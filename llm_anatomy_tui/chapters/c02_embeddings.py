@@ -40,7 +40,8 @@ class Strip(VectorStrip, can_focus=False):
 def set_text(static: Static, text: Text | str) -> None:
     """Replace a Static's text, asking for a layout pass only when its number of lines
     changed (a layout costs 10-40 ms on a busy 2-core machine, a repaint about one).
-    Texts that wrap should keep ``no_wrap`` so the line count is the true height."""
+    A ``no_wrap`` text must go to a Static styled ``text-wrap: nowrap`` (class
+    ``nowrap``), so its line count is its height; any other text is laid out each time."""
     if isinstance(text, str):
         text = Text(text)
     if text == static.content:
@@ -107,21 +108,21 @@ class EmbeddingsScreen(ChapterScreen):
             yield PromptBar(
                 self.session.prompt, title="Prompt (shared by every chapter)", id="prompt"
             )
-            yield Static(id="e-lookup", classes="panel")
+            yield Static(id="e-lookup", classes="nowrap")
             yield Strip(id="e-strip", legend=True, show_cursor=False)
-            yield Static(id="e-norm")
+            yield Static(id="e-norm", classes="nowrap")
             yield Static("Nearest neighbours by cosine similarity", classes="h")
             yield Input(placeholder="a word to look up, e.g. ' bank' (Enter)", id="e-word")
-            yield Static(id="e-neighbours")
+            yield Static(id="e-neighbours", classes="nowrap")
             yield Static("The same token in two sentences", classes="h")
             yield Input(value=self._sentences[0], id="e-sent-a")
             yield Input(value=self._sentences[1], id="e-sent-b")
             yield Static(id="e-contexts")
             yield Static("A flat picture of many dimensions: 2-D PCA", classes="h")
-            yield Static(id="e-pca")
+            yield Static(id="e-pca", classes="nowrap")
             yield Static(id="e-head", classes="note")
             yield Static("How big are embedding tables elsewhere?", classes="h")
-            yield Static(id="e-scale")
+            yield Static(id="e-scale", classes="nowrap")
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -183,8 +184,8 @@ class EmbeddingsScreen(ChapterScreen):
         strip.values = row
         strip.title = f"“{ev.token_label(enc, ids[sel])}” (ID {ids[sel]}): its {d} numbers"
         set_text(self.query_one("#e-norm", Static),
-                 Text(f"norm |e| = {norm:.4f}   (v: the numbers under the cells)   "
-                      f"min {row.min():+.3f}  max {row.max():+.3f}", no_wrap=True, overflow="ellipsis"))  # fmt: skip
+                 Text(f"norm |e| = {norm:.4f}   min {row.min():+.3f}  max {row.max():+.3f}   "
+                      "(v: numbers)", no_wrap=True, overflow="ellipsis"))  # fmt: skip
         self.shown = self._with(ids=tuple(ids), selected=sel, row=row.copy(), norm=norm)
 
     def _with(self, **kw) -> Shown:  # noqa: ANN003

@@ -110,9 +110,10 @@ class NeuronsScreen(ChapterScreen):
             yield PromptBar(
                 self.session.prompt, title="Prompt (shared by every chapter)", id="prompt"
             )
-            yield Static(id="n-unit")
-            yield Static(id="n-acts")
-            yield Static(id="n-top")
+            yield Static(id="n-unit", classes="nowrap")
+            yield Static(id="n-notice")
+            yield Static(id="n-acts", classes="nowrap")
+            yield Static(id="n-top", classes="nowrap")
 
     def on_mount(self) -> None:
         self.draw_toy()
@@ -139,7 +140,7 @@ class NeuronsScreen(ChapterScreen):
     def _draw_toy(self, values) -> None:  # noqa: ANN001
         r, curves, at_z = values
         act = ACTIVATIONS[r.activation]
-        out = Text(no_wrap=True, overflow="ellipsis")
+        out = Text()  # wraps: extreme typed values make the sum line long
         cells = []
         for i, name in enumerate(nv.TOY_FIELDS):
             v = self.toy.values[i]
@@ -219,20 +220,25 @@ class NeuronsScreen(ChapterScreen):
         set_text(self.query_one("#n-unit", Static), Text.assemble(
             (f"layer {c.layer} of 0–{cfg.num_hidden_layers - 1}, hidden unit {c.unit} of "
              f"0–{cfg.intermediate_size - 1}", "bold"),
-            f"   h = silu(gate·x) × (up·x), x = the normed residual [{cfg.hidden_size}]",
+            f"\nh = silu(gate·x) × (up·x), x = the normed residual [{cfg.hidden_size}]",
+            no_wrap=True, overflow="ellipsis",
         ))  # fmt: skip
         if self._trace is None:
             return
         self.acts = unit_activations(self._trace, c.layer, c.unit)
         labels = [token_label(enc, int(t)) for t in self._trace.tokens]
-        out = Text()
-        if self.notice:
-            out.append(self.notice + "\n", style="italic")
-        for chip in nv.activation_chips(labels, self.acts):
-            style = "green" if chip.value > 0 else "red" if chip.value < 0 else ""
-            out.append(chip.text, style=style)
-            out.append("  ")
-        out.append("\n" + nv.activation_summary(self.acts, labels), style="dim")
+        set_text(self.query_one("#n-notice", Static), Text(self.notice, style="italic"))
+        self.query_one("#n-notice", Static).display = bool(self.notice)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        chips = nv.activation_chips(labels, self.acts)
+        width = max(20, self.query_one("#n-acts", Static).content_region.width or self.size.width - 4)
+        for line in nv.wrap_chips([chip.text for chip in chips], width):
+            for k, i in enumerate(line):
+                chip = chips[i]
+                style = "green" if chip.value > 0 else "red" if chip.value < 0 else ""
+                out.append(("  " if k else "") + chip.text, style=style)
+            out.append("\n")
+        out.append(nv.activation_summary(self.acts, labels), style="dim")
         set_text(self.query_one("#n-acts", Static), out)
         self.draw_top()
 
@@ -266,9 +272,9 @@ class NeuronsScreen(ChapterScreen):
             return
         enc = self.session.encoding("model")
         out = Text(no_wrap=True, overflow="ellipsis")
-        out.append(f"Held-out tokens that fire unit {self.choice.unit} most "
-                   f"({scan.tokens.size:,} tokens of 50 TinyStories validation stories, "
-                   "each seen with the text before it):\n", style="bold")  # fmt: skip
+        out.append(f"Held-out tokens that fire unit {self.choice.unit} most\n", style="bold")
+        out.append(f"({scan.tokens.size:,} tokens of 50 held-out TinyStories stories, read in "
+                   "context)\n", style="dim")  # fmt: skip
         for r in nv.top_rows(scan, self.choice.unit, enc):
             out.append(f"{r.shown:>8}  ")
             out.append(f"…{r.before[-28:]:>28}", style="dim")

@@ -106,7 +106,7 @@ class FFNScreen(ChapterScreen):
         with VerticalScroll(id="f-body"):
             yield Static(LEAD, classes="lead")
             yield Static(TOY_TITLE, classes="h")
-            yield Static(id="f-net")
+            yield Static(id="f-net", classes="nowrap")
             yield Static(id="f-firing")
             yield Inspector(id="f-matrix", decimals=2)
             yield Input(id="f-input", classes="-hidden")
@@ -115,10 +115,10 @@ class FFNScreen(ChapterScreen):
             yield PromptBar(
                 self.session.prompt, title="Prompt (shared by every chapter)", id="prompt"
             )
-            yield Static(id="f-shapes")
-            yield Static(id="f-units")
-            yield Static(id="f-norm")
-            yield Static(id="f-lens")
+            yield Static(id="f-shapes", classes="nowrap")
+            yield Static(id="f-units", classes="nowrap")
+            yield Static(id="f-norm", classes="nowrap")
+            yield Static(id="f-lens", classes="nowrap")
             yield Static(LENS_NOTE, classes="note")
 
     def on_mount(self) -> None:

@@ -171,6 +171,8 @@ def activation_summary(acts: Sequence[float], labels: Sequence[str]) -> str:
     if len(acts) == 0:
         return ""
     a = np.asarray(acts, dtype=np.float64)
+    if a.size == 1:
+        return f"one token: {a[0]:+.3f} on “{labels[0]}”"
     hi, lo = int(np.argmax(a)), int(np.argmin(a))
     return (
         f"highest {a[hi]:+.3f} on “{labels[hi]}” (#{hi}), "
@@ -201,7 +203,43 @@ class ActChip:
 
     @property
     def text(self) -> str:
-        return f"{self.label}\u00a0{self.value:+.2f}{self.glyph}"  # NBSP: a chip never wraps
+        # fixed-width value: the chips' line breaks do not move when the unit changes
+        return f"{self.label} {self.value:+6.2f}{self.glyph}"
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells a string takes: wide (East Asian) characters 2, combining marks 0.
+
+    >>> cell_width("ab"), cell_width("世"), cell_width("e\u0301")
+    (2, 2, 1)
+    """
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+def wrap_chips(texts: Sequence[str], width: int, gap: int = 2) -> list[list[int]]:
+    """Indices of ``texts`` laid out in lines of at most ``width`` cells (a chip longer
+    than the width gets a line of its own).
+
+    >>> wrap_chips(["aaa", "bb", "cccc", "d"], 8)
+    [[0, 1], [2, 3]]
+    """
+    lines: list[list[int]] = [[]]
+    used = 0
+    for i, text in enumerate(texts):
+        w = cell_width(text)
+        need = w if not lines[-1] else used + gap + w
+        if lines[-1] and need > width:
+            lines.append([i])
+            used = w
+        else:
+            lines[-1].append(i)
+            used = need
+    return lines if lines[0] else []
 
 
 def activation_chips(labels: Sequence[str], acts: Sequence[float]) -> list[ActChip]:

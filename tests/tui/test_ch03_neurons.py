@@ -186,7 +186,7 @@ async def test_awkward_prompts(prompt):
         screen = app.screen
         assert screen.acts is not None and len(screen.acts) >= 1
         if prompt == "":
-            assert "prompt is empty" in text_of(screen, "#n-acts")
+            assert "prompt is empty" in text_of(screen, "#n-notice")
         await pilot.press("u", "l")
         await settled(pilot)
         assert app.session.prompt == prompt
