@@ -101,6 +101,20 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "c05_sampling:SamplingScreen",
             ),
             Chapter(
+                6,
+                "backprop",
+                "Backpropagation",
+                "The chain rule by hand, then one real step on your text.",
+                "c06_backprop:BackpropScreen",
+            ),
+            Chapter(
+                7,
+                "optimizers",
+                "Optimizers",
+                "SGD, momentum, Adam on a valley and on the real loss.",
+                "c07_optimizers:OptimizersScreen",
+            ),
+            Chapter(
                 8,
                 "attention",
                 "Attention: Q, K, V",
@@ -113,6 +127,20 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "Multi-head attention",
                 "Every head of a layer, step by step, and shared K/V.",
                 "c09_multihead:MultiHeadScreen",
+            ),
+            Chapter(
+                10,
+                "rope",
+                "RoPE",
+                "Position as rotation, proved on the real q and k.",
+                "c10_rope:RopeScreen",
+            ),
+            Chapter(
+                11,
+                "block",
+                "Transformer block",
+                "One block, its residual stream, a lens at every sub-block.",
+                "c11_block:BlockScreen",
             ),
             Chapter(
                 14,
