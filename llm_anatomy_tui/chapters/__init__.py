@@ -73,6 +73,27 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "c01_tokenization:TokenizationScreen",
             ),
             Chapter(
+                2,
+                "embeddings",
+                "Embeddings",
+                "A token ID picks a row: vectors, neighbours, a 2-D map.",
+                "c02_embeddings:EmbeddingsScreen",
+            ),
+            Chapter(
+                3,
+                "neurons",
+                "Neuron activation",
+                "A toy neuron, activation curves, the model's own units.",
+                "c03_neurons:NeuronsScreen",
+            ),
+            Chapter(
+                4,
+                "ffn",
+                "Feed-forward network",
+                "A toy 2-3-2 net, then one token through a real SwiGLU FFN.",
+                "c04_ffn:FFNScreen",
+            ),
+            Chapter(
                 5,
                 "sampling",
                 "Logits & sampling",

@@ -69,7 +69,9 @@ async def test_digits_jump_to_every_chapter(make_app):
 
 async def test_unbuilt_chapter_number_says_so(make_app):
     built = {c.number for c in CHAPTERS}
-    missing = next(n for n in range(10) if n not in built)
+    missing = next((n for n in range(10) if n not in built), None)
+    if missing is None:  # a first digit always starts a built number (1 -> 10..16 too)
+        pytest.skip("every chapter 0-9 is built: no single digit names a missing chapter")
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
