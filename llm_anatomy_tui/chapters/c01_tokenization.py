@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
 
 from ..core.session import NotReady
-from ..core.tokenizers import ENCODING_LABELS, ENCODING_NAMES
+from ..core.tokenizers import ENCODING_NAMES
 from ..views.token_pieces import (
     CONTEXT_WINDOWS,
     PriceError,
@@ -110,8 +110,8 @@ EXPLAINER = (
         "Why the counts differ",
         (
             "A larger vocabulary covers more text with whole pieces, so it needs fewer tokens. "
-            "Our model keeps only the first 8,192 entries of o200k_base (the 256 single bytes "
-            "and the 7,936 earliest merges), so its IDs are o200k IDs but it needs more of "
+            "The built-in anatomy-mini keeps only the first 8,192 entries of o200k_base (the 256 "
+            "single bytes and the 7,936 earliest merges), so its IDs are o200k IDs but it needs more of "
             "them, and characters it never merged (many Chinese characters, most emoji) are "
             "spelled out byte by byte: ‹E4 B8› is two bytes of a three-byte character whose "
             "last byte sits in the next chip."
@@ -285,7 +285,9 @@ class TokenizationScreen(ChapterScreen):
                 for name in ENCODING_NAMES:
                     with Vertical(classes="token-panel", id=f"panel-{name}"):
                         yield Static(
-                            ENCODING_LABELS[name], classes="panel-title", id=f"title-{name}"
+                            self.session.encoding_label(name),
+                            classes="panel-title",
+                            id=f"title-{name}",
                         )
                         yield TokenChips(id=f"chips-{name}")
             with Vertical(id="tok-explainer"):
@@ -372,7 +374,7 @@ class TokenizationScreen(ChapterScreen):
         for result in self._results:
             chips = self._chips[result.name]
             title = self._titles[result.name]
-            label = ENCODING_LABELS[result.name]
+            label = self.session.encoding_label(result.name)
             if result.tokenized is None:
                 title.update(Text(label, style="bold"), layout=False)
                 chips.set_data((), 0, empty_text=result.error or "")
@@ -417,7 +419,7 @@ class TokenizationScreen(ChapterScreen):
         rows = []
         for name in ENCODING_NAMES:
             result = next((r for r in self._results if r.name == name), None)
-            label = ENCODING_LABELS[name]
+            label = self.session.encoding_label(name)
             pending = self.is_computing("tokens")
             if pending or result is None:
                 status = "counting…" if pending else "loading…"
