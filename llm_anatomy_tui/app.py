@@ -102,13 +102,15 @@ class LLMAnatomyApp(App[None]):
         session = self.session
         for name, load in ((TOKENIZERS, session.load_tokenizers), (MODEL, session.load_model)):
             try:
-                load()
+                state = load()
             except Exception as exc:  # an unexpected failure must not kill the app
                 state = ResourceState(Status.FAILED, f"Could not load the {name}: {exc}")
                 if name == TOKENIZERS:
                     session.tokenizer_state = state
                 else:
                     session.model_state = state
+            if name == MODEL and state.ready and session.model_dir != _default_model_dir():
+                self.recent_models.add(str(session.model_dir))  # --model / $LLM_ANATOMY_MODEL
             try:
                 self.call_from_thread(self.announce, frozenset({name}))
             except RuntimeError:
@@ -173,7 +175,7 @@ class LLMAnatomyApp(App[None]):
         self._status_changed()
         if not state.ready:
             # one line; the current model and the prompt stay as they were
-            self.last_open_error = state.message.splitlines()[0] if state.message else "failed"
+            self.last_open_error = _one_line(state.message, path)
             self.notify(self.last_open_error, severity="error", timeout=8)
             return
         self.last_open_error = ""
@@ -381,6 +383,25 @@ class LLMAnatomyApp(App[None]):
 
 
 _SLUGS = frozenset(c.slug for c in CHAPTERS)
+
+
+def _default_model_dir() -> object:
+    from .core.formats import default_model_dir
+
+    return default_model_dir()
+
+
+def _one_line(message: str, path: str) -> str:
+    """The loader's message as one line, naming ``path`` once.
+
+    >>> _one_line("Could not open /m.gguf: model file not found: /m.gguf", "/m.gguf")
+    'Could not open the model: model file not found: /m.gguf'
+    """
+    line = " ".join(message.split()) or f"Could not open {path}"
+    prefix = f"Could not open {path}: "
+    if line.startswith(prefix) and path in line[len(prefix) :]:
+        line = "Could not open the model: " + line[len(prefix) :]
+    return line
 
 
 def _short(path: str, width: int = 32) -> str:

@@ -52,7 +52,7 @@ class OpenModelScreen(ModalScreen[str | None]):
             if self.current:
                 yield Static(Text(f"Now: {self.current}", style="dim"), id="open-model-current")
             yield Static(OPEN_MODEL_HELP + ":", id="open-model-hint")
-            yield Input(placeholder="/path/to/model.gguf", id="open-model-path")
+            yield Input(placeholder="/path/to/model.gguf", compact=True, id="open-model-path")
             yield Static("", id="open-model-error")
             if self.recent:
                 yield Static(Text("Recently opened", style="bold"), id="open-model-recent-title")
