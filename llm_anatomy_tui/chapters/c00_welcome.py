@@ -20,9 +20,9 @@ from .base import MODEL, ChapterScreen
 from .navigation import ChapterList
 
 INTRO = (
-    "A real language model, opened up while it reads your text: a small Llama-style "
-    "transformer trained for this project, running in numpy. Each chapter shows one step "
-    "of this path, computed on your prompt:"
+    "A real language model, opened up while it reads your text: a Llama-style transformer "
+    "running in numpy — the small one trained for this project, or one you open (Ctrl+P, "
+    "Open model…). Each chapter shows one step of this path, computed on your prompt:"
 )
 
 # The path a prompt takes, stage by stage, with the chapter that opens each stage (from

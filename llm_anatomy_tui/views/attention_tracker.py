@@ -91,6 +91,11 @@ class AttentionTracker:
 
     # -- public ------------------------------------------------------------------------------
 
+    @property
+    def capacity(self) -> int:
+        """Positions the buffers hold now (they grow as the context does)."""
+        return self._buf["q"].shape[2] if self._buf else 0
+
     def peek(self, model: Model, tokens: Sequence[int]) -> AttentionSnapshot | None:
         """The snapshot for ``tokens`` if it needs no computation (the same sequence or a
         prefix of it), else None."""
