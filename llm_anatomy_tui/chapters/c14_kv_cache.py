@@ -739,7 +739,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
 
     def _presets(self) -> tuple[KVArch, ...]:
         model = self.session.model
-        return presets_with(model.config if model is not None else None)
+        return presets_with(model.config, model.name) if model is not None else presets_with(None)
 
     def _fill_presets(self) -> None:
         presets = self._presets()

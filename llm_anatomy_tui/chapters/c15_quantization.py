@@ -51,7 +51,7 @@ from ..core.quant import (
     quantize,
     size_table,
 )
-from ..core.quant_lab import EVAL_TOKENS, LabEvent, QuantLab, SideBySide
+from ..core.quant_lab import EVAL_TOKENS, LARGE_MODEL_BYTES, LabEvent, QuantLab, SideBySide
 from ..core.sampling import SamplingSettings
 from ..core.session import NotReady
 from ..views.quant_matrix import (
@@ -152,9 +152,7 @@ EXPLAINER: tuple[tuple[str, str], ...] = (
         "How the whole model is measured",
         "Every matrix (the embedding, which is also the output layer, and all projections) "
         "is quantized with the chosen scheme; the norm gains stay FP32. Both models then "
-        "read the first 2,048 tokens of 50 held-out stories the model never trained on "
-        "(fewer for a large vocabulary: their FP32 logits are kept to compare with; and a "
-        "quantized copy is a second FP32 model in memory, 538 MB for a 135M model). KL "
+        "read the first 2,048 tokens of 50 held-out stories the model never trained on. KL "
         "divergence measures how far the quantized model's next-token probabilities move "
         "away from FP32's (0 means identical); top-1 agreement counts how often both rank "
         "the same token first; perplexity measures how surprised each model is by the "
@@ -957,6 +955,8 @@ class QuantizationScreen(ChapterScreen):
         rows += [("size", size), ("FP32 size", versus)]
         c = view.comparison
         lab = self._lab
+        if lab is not None and lab.copy_bytes > LARGE_MODEL_BYTES:  # say what the copy costs
+            rows.append(("memory", f"+{lab.copy_bytes / 2**20:,.0f} MB: the copy runs as FP32"))
         no_eval = lab is not None and not lab.can_compare
         if c is not None:
             kl = f"{sig(c.kl_mean)} nats per token, worst {sig(c.kl_max)}"
@@ -1001,8 +1001,7 @@ class QuantizationScreen(ChapterScreen):
             pending += ["KL", "top-1", "perplexity"]
         what = {
             "waiting": "starting",
-            "quantize": f"quantizing tensor {view.done} of {view.total} into a second "
-            f"FP32 model ({self._copy_mb()})",
+            "quantize": f"quantizing tensor {view.done} of {view.total}",
             "quantized": "generating text",
             "generated": "comparing on held-out text",
             "reference": f"FP32 reference, window {view.done} of {view.total}",
@@ -1013,10 +1012,6 @@ class QuantizationScreen(ChapterScreen):
             filled = round(8 * view.done / view.total)
             bar = "  " + "▰" * filled + "▱" * (8 - filled)
         return Text.assemble(("⧗ still computing: ", "bold"), ", ".join(pending), f" — {what}{bar}")
-
-    def _copy_mb(self) -> str:
-        lab = self._lab
-        return f"{lab.copy_bytes / 2**20:,.0f} MB" if lab is not None else "its size again"
 
     def _show_texts(self, view: ModelView, reason: str) -> None:
         head, body, note = self._w["q-text-head"], self._w["q-text"], self._w["q-text-note"]
