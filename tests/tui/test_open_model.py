@@ -30,7 +30,7 @@ CURRENT = LlamaConfig(
     vocab_size=8193,
     hidden_size=32,
     intermediate_size=64,
-    num_hidden_layers=2,
+    num_hidden_layers=3,
     num_attention_heads=4,
     num_key_value_heads=2,
     max_position_embeddings=64,
@@ -89,6 +89,17 @@ async def test_the_palette_opens_a_gguf_and_every_screen_follows(tmp_path, gguf_
         await app.wait_until_settled()
         before = dict(app.screen.card.rows)
         assert before["name"] == "tiny-current"
+        # chapters opened before the switch catch up when shown again; the attention
+        # chapter sits on layer 2, which the new 2-layer model does not have
+        for slug in ("tokenization", "sampling", "attention"):
+            app.goto_chapter(slug)
+            await pilot.pause()
+            await app.wait_until_settled()
+        await pilot.press("m", "l", "l")
+        await app.wait_until_settled()
+        assert app.screen.layer_i == 2
+        app.goto_chapter("welcome")
+        await pilot.pause()
         await open_through_palette(pilot, str(gguf_path))
         session = app.session
         assert app.last_open_error == ""
@@ -111,6 +122,13 @@ async def test_the_palette_opens_a_gguf_and_every_screen_follows(tmp_path, gguf_
         assert str(title).startswith("tiny-smol (320)")
         ids = session.encoding("model").encode_ordinary(SEED)
         assert f"{len(ids)} tokens" in str(title)
+        # the attention chapter falls back to the new model's last layer
+        app.goto_chapter("attention")
+        await pilot.pause()
+        await app.wait_until_settled()
+        await pilot.pause()
+        assert app.screen.layer_i == 1
+        assert app.screen.snapshot.config.num_hidden_layers == 2
         # chapter 5's prose reads the new model's vocabulary and context
         app.goto_chapter("sampling")
         await pilot.pause()
