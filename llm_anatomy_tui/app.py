@@ -32,6 +32,8 @@ from .chapters.base import (
 )
 from .chapters.glossary import GlossaryCommands, GlossaryScreen
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
+from .chapters.open_model import ModelCommands, OpenModelScreen
+from .core.recent_models import RecentModels
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
 from .terminal import install as install_paste_parser
 from .widgets.safe_lists import SafeCommandPalette
@@ -63,7 +65,7 @@ class LLMAnatomyApp(App[None]):
 
     TITLE = "llm-anatomy"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {ChapterCommands, GlossaryCommands}
+    COMMANDS = App.COMMANDS | {ChapterCommands, GlossaryCommands, ModelCommands}
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class LLMAnatomyApp(App[None]):
         prompt: str | None = None,
         session: Session | None = None,
         load_resources: bool = True,
+        recent: RecentModels | None = None,
     ) -> None:
         """
         Args:
@@ -79,6 +82,8 @@ class LLMAnatomyApp(App[None]):
             prompt: start with this prompt (overrides the session's).
             session: use this session (tests pass one with resources already loaded).
             load_resources: start the background loading of tokenizers and model.
+            recent: where the recently opened models are remembered (default: the
+                user's state directory; tests pass their own).
         """
         install_paste_parser()  # pastes arrive whole, ESC and all (see terminal.py)
         super().__init__()
@@ -96,6 +101,13 @@ class LLMAnatomyApp(App[None]):
         self._generation_ops: deque[tuple[GenerationOp, str | None, Deliver | None]] = deque()
         self._generation_ops_lock = threading.Lock()
         self._generation_worker_busy = False
+        self.recent_models = recent if recent is not None else RecentModels()
+        """The recently opened models (the "Open model…" dialog lists them)."""
+        self.model_opening = ""
+        """While a model opens from the dialog: "opening NAME… 42%" (chapter headers show
+        it); "" otherwise."""
+        self.last_open_error = ""
+        """The one-line reason the last "Open model…" failed ("" after a success)."""
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -113,17 +125,91 @@ class LLMAnatomyApp(App[None]):
         session = self.session
         for name, load in ((TOKENIZERS, session.load_tokenizers), (MODEL, session.load_model)):
             try:
-                load()
+                state = load()
             except Exception as exc:  # an unexpected failure must not kill the app
                 state = ResourceState(Status.FAILED, f"Could not load the {name}: {exc}")
                 if name == TOKENIZERS:
                     session.tokenizer_state = state
                 else:
                     session.model_state = state
+            if name == MODEL and state.ready and session.model_dir != _default_model_dir():
+                self.recent_models.add(str(session.model_dir))  # --model / $LLM_ANATOMY_MODEL
             try:
                 self.call_from_thread(self.announce, frozenset({name}))
             except RuntimeError:
                 return  # the app is shutting down
+
+    # -- opening another model -----------------------------------------------------------------
+
+    def action_open_model(self) -> None:
+        """Show the "Open model…" dialog; the chosen path opens in :meth:`open_model`."""
+        if isinstance(self.screen, OpenModelScreen):
+            return
+        s = self.session
+        current = ""
+        if s.model is not None:
+            current = f"{s.model.name} ({s.model_dir})"
+        elif s.model_state.message:
+            current = s.model_state.message
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.open_model(path)
+
+        self.push_screen(OpenModelScreen(self.recent_models.load(), current), chosen)
+
+    def open_model(self, path: str) -> None:
+        """Open the model at ``path`` in a worker; refuse while another load runs."""
+        if self.model_opening or self.session.model_state.status is Status.LOADING:
+            self.notify("A model is still loading; try again when it is ready.", timeout=4)
+            return
+        self.model_opening = f"opening {_short(path)}…"
+        self._status_changed()
+        self._open_model_worker(path)
+
+    @work(thread=True, exclusive=True, group="open-model", exit_on_error=False)
+    def _open_model_worker(self, path: str) -> None:
+        last = [-1.0]
+
+        def progress(fraction: float) -> None:
+            if fraction - last[0] >= 0.01 or fraction >= 1.0:  # at most ~100 repaints
+                last[0] = fraction
+                self.call_from_thread(self.show_model_progress, path, fraction)
+
+        try:
+            state = self.session.open_model(path, progress)
+        except Exception as exc:  # an unexpected failure must not kill the app
+            state = ResourceState(
+                Status.FAILED, f"Could not open {path}: {type(exc).__name__}: {exc}"
+            )
+        try:
+            self.call_from_thread(self._model_opened, path, state)
+        except RuntimeError:
+            return  # the app is shutting down
+
+    def show_model_progress(self, path: str, fraction: float) -> None:
+        """Show how far the model at ``path`` has loaded (0..1) in the chapter header."""
+        if self.model_opening:
+            self.model_opening = f"opening {_short(path)}… {fraction:.0%}"
+            self._status_changed()
+
+    def _model_opened(self, path: str, state: ResourceState) -> None:
+        self.model_opening = ""
+        self._status_changed()
+        if not state.ready:
+            # one line; the current model and the prompt stay as they were
+            self.last_open_error = _one_line(state.message, path)
+            self.notify(self.last_open_error, severity="error", timeout=8)
+            return
+        self.last_open_error = ""
+        self.recent_models.add(str(path))
+        model = self.session.model
+        self.notify(f"Opened {model.name if model is not None else path}.", timeout=4)
+        self.announce(frozenset({MODEL, TOKENIZERS}))
+
+    def _status_changed(self) -> None:
+        if isinstance(self.screen, ChapterScreen):
+            self.screen.refresh_status()
 
     # -- the shared generation -----------------------------------------------------------------
 
@@ -325,6 +411,31 @@ class LLMAnatomyApp(App[None]):
 
 
 _SLUGS = frozenset(c.slug for c in CHAPTERS)
+
+
+def _default_model_dir() -> object:
+    from .core.formats import default_model_dir
+
+    return default_model_dir()
+
+
+def _one_line(message: str, path: str) -> str:
+    """The loader's message as one line, naming ``path`` once.
+
+    >>> _one_line("Could not open /m.gguf: model file not found: /m.gguf", "/m.gguf")
+    'Could not open the model: model file not found: /m.gguf'
+    """
+    line = " ".join(message.split()) or f"Could not open {path}"
+    prefix = f"Could not open {path}: "
+    if line.startswith(prefix) and path in line[len(prefix) :]:
+        line = "Could not open the model: " + line[len(prefix) :]
+    return line
+
+
+def _short(path: str, width: int = 32) -> str:
+    """The file or directory name of ``path``, cut to ``width`` characters."""
+    name = path.rstrip("/").rsplit("/", 1)[-1] or path
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def run_app(

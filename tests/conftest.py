@@ -25,6 +25,20 @@ TINY_CONFIG = LlamaConfig(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory):
+    """Tests never read or write the person's recently-opened list."""
+    from llm_anatomy_tui.core.recent_models import STATE_DIR_ENV
+
+    old = os.environ.get(STATE_DIR_ENV)
+    os.environ[STATE_DIR_ENV] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop(STATE_DIR_ENV, None)
+    else:
+        os.environ[STATE_DIR_ENV] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> LlamaConfig:
     return TINY_CONFIG

@@ -139,7 +139,10 @@ class AttentionContextMixin(_Screen):
             return  # a newer context is on its way
         old = self.snapshot
         self.snapshot = snap
-        new_context = old is None or old.tokens != snap.tokens
+        # another model may have fewer layers or heads than the ones picked
+        self.layer_i = min(self.layer_i, snap.config.num_hidden_layers - 1)
+        self.head_i = min(self.head_i, snap.config.num_attention_heads - 1)
+        new_context = old is None or old.tokens != snap.tokens or old.config is not snap.config
         if new_context:
             enc = self.session.encoding("model")
             self.labels = token_labels(enc, snap.tokens)

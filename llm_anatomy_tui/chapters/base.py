@@ -443,7 +443,9 @@ class ChapterScreen(Screen):
     def __init__(self, chapter: Chapter) -> None:
         super().__init__(name=chapter.slug, id=f"chapter-{chapter.slug}")
         self.chapter = chapter
-        self._seen: tuple[int, ResourceState, ResourceState, tuple[int, int]] | None = None
+        self._seen: tuple[int, ResourceState, tuple[ResourceState, int], tuple[int, int]] | None = (
+            None
+        )
         self._bars_cache: list[PromptBar] | None = None
         self._notice_state: tuple[ResourceState, ResourceState] | None = None
         self._slots: dict[str, _Slot] = {}
@@ -617,10 +619,17 @@ class ChapterScreen(Screen):
             return
         pending = [state for state in self._slots.values() if state.pending]
         parts = [self._loading_status] if self._loading_status else []
+        opening = getattr(self.app, "model_opening", "")  # a model opening in the background
+        if opening:
+            parts.append(opening)
         if pending:
             fractions = [s.fraction for s in pending if s.fraction is not None]
             parts.append(f"computing… {min(fractions):.0%}" if fractions else "computing…")
         header.first().status = " · ".join(parts)
+
+    def refresh_status(self) -> None:
+        """Redraw the header's status (the app calls it while a model opens)."""
+        self._computing_changed()
 
     def submit_generation(self, op: GenerationOp, key: str | None = None) -> None:
         """Run ``op`` on the shared generation in the app's generation worker (the older
@@ -677,11 +686,12 @@ class ChapterScreen(Screen):
 
     # -- session plumbing -----------------------------------------------------------------
 
-    def _state(self) -> tuple[int, ResourceState, ResourceState, tuple[int, int]]:
+    def _state(self) -> tuple[int, ResourceState, tuple[ResourceState, int], tuple[int, int]]:
         s = self.session
         # the sampler settings count as the generation: they decide its next steps
         generation = (s.generation_revision, s.settings_revision)
-        return (s.prompt_revision, s.tokenizer_state, s.model_state, generation)
+        # a model opened later has the same (READY) state: its identity tells them apart
+        return (s.prompt_revision, s.tokenizer_state, (s.model_state, id(s.model)), generation)
 
     def _prompt_bars(self) -> list[PromptBar]:
         # Cached: queried on every keystroke. Re-queried if a bar was added or removed.
@@ -741,6 +751,7 @@ class ChapterScreen(Screen):
     def on_screen_resume(self) -> None:
         if self._seen is None:
             return  # not mounted yet: on_mount delivers everything
+        self._computing_changed()  # a model may be opening (or have finished) meanwhile
         now = self._state()
         changes = {
             name

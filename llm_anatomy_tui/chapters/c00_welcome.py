@@ -6,21 +6,23 @@ from collections.abc import Sequence
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 
 from ..core.session import Status
+from ..views.model_card import ModelCard, model_card
 from ..widgets.prompt_bar import PromptBar
 from . import CHAPTERS
-from .base import ChapterScreen
+from .base import MODEL, ChapterScreen
 from .navigation import ChapterList
 
 INTRO = (
-    "A real language model, opened up while it reads your text: a small Llama-style "
-    "transformer trained for this project, running in numpy. Each chapter shows one step "
-    "of this path, computed on your prompt:"
+    "A real language model, opened up while it reads your text: a Llama-style transformer "
+    "running in numpy — the small one trained for this project, or one you open (Ctrl+P, "
+    "Open model…). Each chapter shows one step of this path, computed on your prompt:"
 )
 
 # The path a prompt takes, stage by stage, with the chapter that opens each stage (from
@@ -109,6 +111,9 @@ class WelcomeScreen(ChapterScreen):
     NEEDS_TOKENIZERS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
+    card: ModelCard | None = None
+    """The loaded model's card as shown (None while no model is loaded)."""
+
     def compose_chapter(self) -> ComposeResult:
         with VerticalScroll(id="welcome-body"), Horizontal(id="welcome-columns"):
             with Vertical(id="welcome-left"):
@@ -120,6 +125,7 @@ class WelcomeScreen(ChapterScreen):
                     id="prompt",
                 )
                 yield Static(id="welcome-status", classes="status")
+                yield Static(id="welcome-card")
             with Vertical(id="welcome-right"):
                 chapters = ChapterList(None, highlight=FIRST_HIGHLIGHT, id="welcome-chapters")
                 chapters.border_title = "Chapters — ↑↓ and Enter to open"
@@ -181,11 +187,7 @@ class WelcomeScreen(ChapterScreen):
         if model.status is Status.LOADING:
             model_text = "model loading…"
         elif model.ready and s.model is not None:
-            cfg = s.model.config
-            model_text = (
-                f"model {s.model.name}: {cfg.num_hidden_layers} layers, "
-                f"width {cfg.hidden_size}, {cfg.vocab_size:,} tokens"
-            )
+            model_text = f"model {s.model.name} ready"
         elif model.status is Status.MISSING:
             model_text = "no model found: reinstall, or set LLM_ANATOMY_MODEL"
         else:
@@ -193,6 +195,24 @@ class WelcomeScreen(ChapterScreen):
         self.query_one("#welcome-status", Static).update(
             Text(f"Status: {tok_text} · {model_text}", style="dim")
         )
+        if MODEL in changes or self.card is None:
+            self._show_card()
+
+    def _show_card(self) -> None:
+        model = self.session.model if self.session.model_state.ready else None
+        widget = self.query_one("#welcome-card", Static)
+        self.card = model_card(model) if model is not None else None
+        widget.display = self.card is not None
+        if self.card is None:
+            return
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(ratio=1)
+        for label, value in self.card.rows:
+            table.add_row(label, value)
+        table.add_row("", Text("Ctrl+P → Open model… opens another (GGUF or HF directory)",
+                               style="dim italic"))  # fmt: skip
+        widget.update(table)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

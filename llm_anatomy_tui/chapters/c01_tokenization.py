@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
 
 from ..core.session import NotReady
-from ..core.tokenizers import ENCODING_LABELS, ENCODING_NAMES
+from ..core.tokenizers import ENCODING_NAMES
 from ..views.token_pieces import (
     CONTEXT_WINDOWS,
     PriceError,
@@ -110,8 +110,8 @@ EXPLAINER = (
         "Why the counts differ",
         (
             "A larger vocabulary covers more text with whole pieces, so it needs fewer tokens. "
-            "Our model keeps only the first 8,192 entries of o200k_base (the 256 single bytes "
-            "and the 7,936 earliest merges), so its IDs are o200k IDs but it needs more of "
+            "The built-in anatomy-mini keeps only the first 8,192 entries of o200k_base (the 256 "
+            "single bytes and the 7,936 earliest merges), so its IDs are o200k IDs but it needs more of "
             "them, and characters it never merged (many Chinese characters, most emoji) are "
             "spelled out byte by byte: ‹E4 B8› is two bytes of a three-byte character whose "
             "last byte sits in the next chip."
@@ -172,6 +172,27 @@ def tokenize_all(
         tokenized = tokenize(enc, text, max_pieces=budget, markers=markers)
         results.append(Result(name, tokenized, None, enc.n_vocab))
     return results
+
+
+LABEL_WIDTH = 22
+"""The longest encoding label the count table shows (o200k_base's is 19)."""
+
+
+def short_label(label: str, width: int = LABEL_WIDTH) -> str:
+    """``label`` cut to ``width`` characters, keeping its last parenthesis.
+
+    >>> short_label("SmolLM2-135M-Instruct.Q4_1 (49k)")
+    'SmolLM2-135M-In… (49k)'
+    >>> short_label("o200k_base (GPT-4o)")
+    'o200k_base (GPT-4o)'
+    """
+    if len(label) <= width:
+        return label
+    head, sep, tail = label.rpartition(" (")
+    if not sep:
+        return label[: width - 1] + "…"
+    keep = max(1, width - len(tail) - 3)
+    return f"{head[:keep]}… ({tail}"
 
 
 class PriceInput(Input):
@@ -285,7 +306,9 @@ class TokenizationScreen(ChapterScreen):
                 for name in ENCODING_NAMES:
                     with Vertical(classes="token-panel", id=f"panel-{name}"):
                         yield Static(
-                            ENCODING_LABELS[name], classes="panel-title", id=f"title-{name}"
+                            self._label(name),
+                            classes="panel-title",
+                            id=f"title-{name}",
                         )
                         yield TokenChips(id=f"chips-{name}")
             with Vertical(id="tok-explainer"):
@@ -336,6 +359,11 @@ class TokenizationScreen(ChapterScreen):
         width, height = self.app.size
         return max(200, (width // 2) * height)
 
+    def _label(self, name: str) -> str:
+        """An encoding's name as shown; a long model name is cut (its vocabulary size kept)
+        so the table still fits 80 columns."""
+        return short_label(self.session.encoding_label(name))
+
     def refresh_tokens(self) -> None:
         """Ask for the prompt's tokens under every encoding: inline for a short text (so
         the keystroke repaints in its own frame), in a worker for a long paste."""
@@ -372,7 +400,7 @@ class TokenizationScreen(ChapterScreen):
         for result in self._results:
             chips = self._chips[result.name]
             title = self._titles[result.name]
-            label = ENCODING_LABELS[result.name]
+            label = self._label(result.name)
             if result.tokenized is None:
                 title.update(Text(label, style="bold"), layout=False)
                 chips.set_data((), 0, empty_text=result.error or "")
@@ -417,7 +445,7 @@ class TokenizationScreen(ChapterScreen):
         rows = []
         for name in ENCODING_NAMES:
             result = next((r for r in self._results if r.name == name), None)
-            label = ENCODING_LABELS[name]
+            label = self._label(name)
             pending = self.is_computing("tokens")
             if pending or result is None:
                 status = "counting…" if pending else "loading…"

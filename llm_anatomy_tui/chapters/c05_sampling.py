@@ -67,14 +67,14 @@ LEAD = (
 EXPLAINER: tuple[tuple[str, str], ...] = (
     (
         "Logits",
-        "The model ends with one score per vocabulary entry: 8,193 numbers for anatomy-mini, "
+        "The model ends with one score per vocabulary entry: {vocab} numbers for {name}, "
         "called logits. They are not probabilities. Only their differences matter: adding "
         "the same amount to all of them changes nothing below.",
     ),
     (
         "Softmax, and how to check it",
         "p = exp(logit − lse), where lse (the log-sum-exp) is the one number that makes all "
-        "8,193 probabilities add up to 1. Any two rows compare as p₁ / p₂ = exp(logit₁ − "
+        "{vocab} probabilities add up to 1. Any two rows compare as p₁ / p₂ = exp(logit₁ − "
         "logit₂): one unit more logit makes a token e ≈ 2.718 times as likely. The table's "
         "probabilities are computed from the rounded logits it prints, so a calculator "
         "agrees with every row.",
@@ -112,10 +112,26 @@ EXPLAINER: tuple[tuple[str, str], ...] = (
     (
         "When it stops",
         "At the end-of-text token, when a stop sequence appears in the output (the text is "
-        "cut just before it), or when the context window is full: anatomy-mini reads at "
-        "most 256 positions, prompt included.",
+        "cut just before it), or when the context window is full: {name} reads at "
+        "most {context} positions, prompt included.",
     ),
 )
+
+
+def explainer_texts(model: object) -> list[str]:
+    """The explainer's paragraphs with the loaded model's name, vocabulary and context
+    (anatomy-mini's until a model is loaded).
+
+    >>> explainer_texts(None)[0][:60]
+    'The model ends with one score per vocabulary entry: 8,193 nu'
+    """
+    cfg = getattr(model, "config", None)
+    values = {
+        "name": getattr(model, "name", None) or "anatomy-mini",
+        "vocab": f"{cfg.vocab_size:,}" if cfg is not None else "8,193",
+        "context": f"{cfg.max_position_embeddings:,}" if cfg is not None else "256",
+    }
+    return [body.format(**values) for _, body in EXPLAINER]
 
 
 @dataclass(frozen=True)
@@ -266,9 +282,9 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
                 with VerticalScroll(id="s-details"):
                     yield Static(Text(LEAD), classes="prose")
                     yield Static(id="s-stages", classes="heading")
-                    for heading, body in EXPLAINER:
+                    for i, (heading, _) in enumerate(EXPLAINER):
                         yield Static(Text(heading, style="bold"), classes="heading")
-                        yield Static(Text(body), classes="prose")
+                        yield Static(id=f"s-explain-{i}", classes="prose")
             # the controls sit at the bottom, below what a step repaints: a repaint then
             # never has to redraw them
             with Grid(id="s-settings"):  # label, field, label, field … (few widgets)
@@ -328,6 +344,9 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
     # -- session ---------------------------------------------------------------------------
 
     def session_changed(self, changes: frozenset[str]) -> None:
+        if MODEL in changes:  # the prose names the loaded model's sizes
+            for i, body in enumerate(explainer_texts(self.session.model)):
+                self.query_one(f"#s-explain-{i}", Static).update(Text(body))
         if changes & {PROMPT, MODEL}:
             self._view = None
             self._record_tables.clear()

@@ -118,7 +118,8 @@ EXPLAINER: tuple[tuple[str, str], ...] = (
     ),
     (
         "When the window is full",
-        "anatomy-mini was trained on 256 positions and its cache holds no more. When "
+        "The cache holds no more positions than the model's context window (the cache "
+        "line above says how many: 256 for anatomy-mini). When "
         "prompt and output fill it, generation stops and says so. (Chat apps instead drop "
         "or summarise the oldest turns; this app cuts a too-long prompt from the front.)",
     ),
@@ -739,7 +740,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
 
     def _presets(self) -> tuple[KVArch, ...]:
         model = self.session.model
-        return presets_with(model.config if model is not None else None)
+        return presets_with(model.config, model.name) if model is not None else presets_with(None)
 
     def _fill_presets(self) -> None:
         presets = self._presets()

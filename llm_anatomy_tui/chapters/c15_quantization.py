@@ -51,7 +51,7 @@ from ..core.quant import (
     quantize,
     size_table,
 )
-from ..core.quant_lab import EVAL_TOKENS, LabEvent, QuantLab, SideBySide
+from ..core.quant_lab import EVAL_TOKENS, LARGE_MODEL_BYTES, LabEvent, QuantLab, SideBySide
 from ..core.sampling import SamplingSettings
 from ..core.session import NotReady
 from ..views.quant_matrix import (
@@ -955,6 +955,8 @@ class QuantizationScreen(ChapterScreen):
         rows += [("size", size), ("FP32 size", versus)]
         c = view.comparison
         lab = self._lab
+        if lab is not None and lab.copy_bytes > LARGE_MODEL_BYTES:  # say what the copy costs
+            rows.append(("memory", f"+{lab.copy_bytes / 2**20:,.0f} MB: the copy runs as FP32"))
         no_eval = lab is not None and not lab.can_compare
         if c is not None:
             kl = f"{sig(c.kl_mean)} nats per token, worst {sig(c.kl_max)}"
@@ -964,7 +966,7 @@ class QuantizationScreen(ChapterScreen):
             )
             ppl = (
                 f"{c.perplexity_candidate:.3f} vs FP32 {c.perplexity_reference:.3f} "
-                f"({EVAL_TOKENS:,} held-out tokens)"
+                f"({lab.n_eval_tokens if lab is not None else EVAL_TOKENS:,} held-out tokens)"
             )
             self.shown.update({"kl": kl, "top1": top1, "perplexity": ppl})
             rows += [("KL vs FP32", kl), ("top-1", top1), ("perplexity", ppl)]

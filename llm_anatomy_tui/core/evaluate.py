@@ -275,19 +275,40 @@ def eval_tokens(
     """One token stream: each story's tokens followed by ``<|endoftext|>`` (as in training).
 
     ``encoding`` defaults to the model vocabulary; ``max_tokens`` cuts the stream short
-    (for a quicker evaluation).
+    (for a quicker evaluation). A model's own tokenizer without an ``<|endoftext|>`` token
+    (Llama 3, Llama 2 …) ends each story with its end-of-sequence token instead, and one
+    that starts every text with BOS gets it before each story, as the model was trained.
     """
     if encoding is None:
         from .tokenizers import load_encoding
 
         encoding = load_encoding("model")
     stories = load_eval_stories() if stories is None else stories
-    eot = encoding.encode_single_token(STORY_SEPARATOR)
+    eot = story_separator(encoding)
+    prefix = list(encoding.prefix()) if hasattr(encoding, "prefix") else []
     ids: list[int] = []
     for story in stories:
+        ids.extend(prefix)
         ids.extend(encoding.encode_ordinary(story))
-        ids.append(eot)
+        if eot is not None:
+            ids.append(eot)
         if max_tokens is not None and len(ids) >= max_tokens:
             break
     out = np.asarray(ids, dtype=np.int64)
     return out[:max_tokens] if max_tokens is not None else out
+
+
+def story_separator(encoding) -> int | None:  # noqa: ANN001
+    """The token that ends a story: ``<|endoftext|>`` when the vocabulary has it as one
+    token (GPT-style vocabularies, SmolLM), else the tokenizer's end-of-sequence token
+    (``eot_token``), else None.
+
+    >>> from .tokenizers import load_encoding
+    >>> story_separator(load_encoding("model"))
+    8192
+    """
+    try:
+        return int(encoding.encode_single_token(STORY_SEPARATOR))
+    except KeyError:
+        eot = getattr(encoding, "eot_token", None)
+        return int(eot) if eot is not None else None

@@ -46,6 +46,24 @@ EVAL_TOKENS = 2048
 """Held-out tokens the chapter compares on: 8 windows of 256, 2,040 predictions (the same
 default as ``benchmarks/bench_quant.py``, so its table and the screen agree)."""
 
+REFERENCE_BYTES = 128 * 2**20
+"""The FP32 reference logits (held-out tokens × vocabulary, float32) are kept to compare
+every scheme against; a large vocabulary compares on fewer tokens so they stay within this
+(SmolLM2's 49,152 tokens: 682 of the 2,048; anatomy-mini's 8,193: all of them)."""
+
+LARGE_MODEL_BYTES = 256 * 2**20
+"""A model whose FP32 weights exceed this keeps one quantized copy, not two: each copy is
+another full FP32 model in memory (538 MB for SmolLM2-135M)."""
+
+
+def reference_budget(vocab_size: int) -> int:
+    """Held-out tokens whose FP32 logits fit :data:`REFERENCE_BYTES` (at least 256).
+
+    >>> reference_budget(8193) >= EVAL_TOKENS, reference_budget(49152)
+    (True, 682)
+    """
+    return max(256, REFERENCE_BYTES // (4 * vocab_size))
+
 
 # -- the whole model -------------------------------------------------------------------------
 
@@ -122,14 +140,29 @@ class QuantLab:
     _texts: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.model.config.parameter_count() * 4 > LARGE_MODEL_BYTES:
+            self.keep_models = 1
         if self.eval_tokens is None:
             self.windows = []
             return
+        budget = reference_budget(self.model.config.vocab_size)
+        if len(self.eval_tokens) > budget:
+            self.eval_tokens = self.eval_tokens[:budget]
         self.windows = split_windows(self.eval_tokens, self.model.config.max_position_embeddings)
         if not self.windows:
             raise ValueError("nothing to compare: fewer than 2 tokens of evaluation text")
 
     # -- what is cached -----------------------------------------------------------------------
+
+    @property
+    def n_eval_tokens(self) -> int:
+        """Held-out tokens compared on (fewer than given for a large vocabulary)."""
+        return 0 if self.eval_tokens is None else len(self.eval_tokens)
+
+    @property
+    def copy_bytes(self) -> int:
+        """Memory one quantized copy takes: the whole model again, as FP32."""
+        return self.model.config.parameter_count() * 4
 
     @property
     def n_predictions(self) -> int:

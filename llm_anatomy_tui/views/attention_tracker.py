@@ -91,6 +91,11 @@ class AttentionTracker:
 
     # -- public ------------------------------------------------------------------------------
 
+    @property
+    def capacity(self) -> int:
+        """Positions the buffers hold now (they grow as the context does)."""
+        return self._buf["q"].shape[2] if self._buf else 0
+
     def peek(self, model: Model, tokens: Sequence[int]) -> AttentionSnapshot | None:
         """The snapshot for ``tokens`` if it needs no computation (the same sequence or a
         prefix of it), else None."""
@@ -166,31 +171,42 @@ class AttentionTracker:
         self._model = model
         self._tokens = ()
         self._cache = KVCache(cfg, cap)
-        f32 = np.float32
-        self._buf = {
-            "q": np.zeros((L, H, cap, D), f32),
-            "k": np.zeros((L, Hkv, cap, D), f32),
-            "v": np.zeros((L, Hkv, cap, D), f32),
-            "scores": np.zeros((L, H, cap, cap), f32),
-            "weights": np.zeros((L, H, cap, cap), f32),
-            "heads": np.zeros((L, H, cap, D), f32),
-            "attn_out": np.zeros((L, cap, d), f32),
-        }
+        self._buf = _buffers(L, H, Hkv, D, d, 0)
 
-    def _cut(self, keep: int) -> None:
-        """Forget everything from position ``keep`` on, in fresh buffers (snapshots that
-        were handed out keep viewing the old ones, unchanged)."""
-        assert self._cache is not None
-        fresh = {name: np.zeros_like(arr) for name, arr in self._buf.items()}
+    def _grow(self, needed: int) -> None:
+        """Make the buffers hold ``needed`` positions: allocated for what is used (doubling,
+        up to the context window), never [L, H, context, context] up front — for a model
+        with a 2,048-token context that would be gigabytes."""
+        assert self._model is not None
+        have = self._buf["q"].shape[2]
+        if needed <= have:
+            return
+        cfg = self._model.config
+        cap = min(cfg.max_position_embeddings, max(needed, 2 * have, MIN_CAPACITY))
+        self._buf = self._moved(cap, len(self._tokens))
+
+    def _moved(self, cap: int, keep: int) -> dict[str, np.ndarray]:
+        """Fresh buffers of ``cap`` positions holding the first ``keep`` of the current ones
+        (snapshots handed out keep viewing the old ones, unchanged)."""
+        old = self._buf
+        L, H, _, D = old["q"].shape  # noqa: N806
+        Hkv, d = old["k"].shape[1], old["attn_out"].shape[2]  # noqa: N806
+        fresh = _buffers(L, H, Hkv, D, d, cap)
         if keep:
-            for name, arr in self._buf.items():
+            for name, arr in old.items():
                 if name in ("scores", "weights"):
                     fresh[name][:, :, :keep, :keep] = arr[:, :, :keep, :keep]
                 elif name == "attn_out":
                     fresh[name][:, :keep] = arr[:, :keep]
                 else:
                     fresh[name][:, :, :keep] = arr[:, :, :keep]
-        self._buf = fresh
+        return fresh
+
+    def _cut(self, keep: int) -> None:
+        """Forget everything from position ``keep`` on, in fresh buffers (snapshots that
+        were handed out keep viewing the old ones, unchanged)."""
+        assert self._cache is not None
+        self._buf = self._moved(self._buf["q"].shape[2], keep)
         self._cache.truncate(keep)  # the cache is ours alone: cut it in place
         self._tokens = self._tokens[:keep]
 
@@ -198,6 +214,7 @@ class AttentionTracker:
         assert self._model is not None and self._cache is not None
         start = len(self._tokens)
         stop = start + len(new)
+        self._grow(stop)
         trace = Trace()
         forward(self._model, new, cache=self._cache, trace=trace)
         b = self._buf
@@ -233,6 +250,23 @@ class AttentionTracker:
             arr.flags.writeable = False
         assert self._model is not None
         return AttentionSnapshot(tokens=tokens, config=self._model.config, **views)
+
+
+MIN_CAPACITY = 64
+"""Positions the buffers hold at first; they double as the context grows."""
+
+
+def _buffers(L: int, H: int, Hkv: int, D: int, d: int, cap: int) -> dict[str, np.ndarray]:  # noqa: N803
+    f32 = np.float32
+    return {
+        "q": np.zeros((L, H, cap, D), f32),
+        "k": np.zeros((L, Hkv, cap, D), f32),
+        "v": np.zeros((L, Hkv, cap, D), f32),
+        "scores": np.zeros((L, H, cap, cap), f32),
+        "weights": np.zeros((L, H, cap, cap), f32),
+        "heads": np.zeros((L, H, cap, D), f32),
+        "attn_out": np.zeros((L, cap, d), f32),
+    }
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -194,9 +194,10 @@ def arch_from_config(config: LlamaConfig, name: str = "anatomy-mini") -> KVArch:
     )
 
 
-def presets_with(config: LlamaConfig | None) -> tuple[KVArch, ...]:
-    """:data:`PRESETS`, with anatomy-mini (from ``config``) first when a model is loaded."""
-    return ((arch_from_config(config),) if config is not None else ()) + PRESETS
+def presets_with(config: LlamaConfig | None, name: str = "anatomy-mini") -> tuple[KVArch, ...]:
+    """:data:`PRESETS`, with the loaded model (``config``, called ``name``) first when there
+    is one."""
+    return ((arch_from_config(config, name),) if config is not None else ()) + PRESETS
 
 
 # -- the editable fields -----------------------------------------------------------------

@@ -131,3 +131,30 @@ def test_cheap_snapshots_only_when_cheap(tiny_model):
     assert tracker.snapshot_if_cheap(tiny_model, tokens[:5] + [1]) is None  # a cut: copying
     with tracker._lock:  # busy (a worker is computing): never wait on the UI thread
         assert tracker.snapshot_if_cheap(tiny_model, tokens[:21]) is None
+
+
+def test_buffers_grow_with_the_context_and_keep_earlier_snapshots():
+    """Buffers hold what is used (doubling), never [L, H, context, context] up front; growing
+    past a capacity step keeps every number and leaves handed-out snapshots unchanged."""
+    from llm_anatomy_tui.core.config import LlamaConfig
+    from llm_anatomy_tui.core.model import init_random
+    from llm_anatomy_tui.views.attention_tracker import MIN_CAPACITY
+
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=200)  # fmt: skip
+    model = init_random(cfg, seed=4, std=0.2)
+    rng = np.random.default_rng(9)
+    tokens = [int(t) for t in rng.integers(0, 300, 200)]
+    tracker = AttentionTracker()
+    first = tracker.snapshot(model, tokens[:3])
+    kept = first.weights.copy()
+    assert tracker.capacity == MIN_CAPACITY  # allocated for what is used, not 200
+    for n, capacity in ((MIN_CAPACITY, MIN_CAPACITY), (MIN_CAPACITY + 1, 2 * MIN_CAPACITY)):
+        snap = tracker.snapshot(model, tokens[:n])
+        assert_matches_forward(model, snap, tokens[:n])
+        assert tracker.capacity == capacity  # doubling
+    snap = tracker.snapshot(model, tokens)
+    assert tracker.capacity == 200  # never past the context window
+    assert_matches_forward(model, snap, tokens)
+    np.testing.assert_array_equal(first.weights, kept)
+    assert_matches_forward(model, first, tokens[:3])

@@ -102,6 +102,11 @@ def _reader(path: Path) -> Any:
             raise ModelLoadError(
                 f"{path.name} holds a tensor type this gguf package does not know ({text})"
             ) from None
+        if "reshape" in text or "divisor" in text:  # the data ends before a tensor does
+            raise ModelLoadError(
+                f"{path.name} is truncated or damaged: its {path.stat().st_size:,} bytes end "
+                f"before the tensors its header lists ({text})"
+            ) from None
         raise ModelLoadError(f"{path.name} is not a readable GGUF file: {text}") from None
     except Exception as exc:  # truncated files fail deep inside numpy's memmap slicing
         raise ModelLoadError(
