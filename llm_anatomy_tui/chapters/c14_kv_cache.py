@@ -242,13 +242,16 @@ class CachePicture(Widget):
         return "\n".join("".join(seg.text for seg in line).rstrip() for line in lines)
 
     def render_line(self, y: int) -> Strip:
+        # Every segment carries the widget's style: a segment without one (padding, a
+        # glyph cell) reached Textual's NO_COLOR filter as None and crashed it.
         width = self.size.width
+        base = self.rich_style
         if self._data is None or width <= 0:
-            return Strip.blank(width)
+            return Strip.blank(width, base)
         if not self._lines or self._lines[0].cell_length != width:
             lines = picture_lines(*self._data, width, color=not self.app.no_color)
-            self._lines = [Strip(line).adjust_cell_length(width) for line in lines]
-        return self._lines[y] if y < len(self._lines) else Strip.blank(width)
+            self._lines = [Strip(line).adjust_cell_length(width).apply_style(base) for line in lines]
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width, base)
 
 
 def _ms(seconds: float) -> str:

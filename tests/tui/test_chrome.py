@@ -1,0 +1,71 @@
+"""The chrome every chapter shares — header, footer — and the welcome screen's path, driven
+the way a person uses them (keyboard only), plus chapter 14 under ``NO_COLOR``."""
+
+from __future__ import annotations
+
+from ch_helpers import drain, model_app
+from textual.widgets import Footer
+from tui_helpers import settle
+
+from llm_anatomy_tui.chapters import CHAPTERS
+from llm_anatomy_tui.chapters.base import ChapterHeader
+
+BUILT = [c for c in CHAPTERS if c.number > 0]
+
+
+async def test_header_counts_the_registered_chapters(make_app):
+    app = make_app(chapter=BUILT[0].slug)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for place, chapter in enumerate(BUILT, start=1):
+            app.goto_chapter(chapter.slug)
+            await settle(pilot)
+            header = app.screen.query_one(ChapterHeader)
+            text = header.render().plain
+            # the book's number, then the place among what is built: numbers have gaps
+            assert text.startswith(f" Chapter {chapter.number} · {place} of {len(BUILT)} · ")
+            assert f"/{max(c.number for c in CHAPTERS)}" not in text
+
+
+async def test_footer_palette_key_fills_the_last_column(make_app):
+    for width in (80, 97, 120):
+        app = make_app(chapter="tokenization")
+        async with app.run_test(size=(width, 24)) as pilot:
+            await settle(pilot)
+            footer = app.screen.query_one(Footer)
+            palette = footer.query_one(".-command-palette")
+            # a gap at the right edge showed a letter of the key list scrolling under it
+            assert palette.region.right == footer.region.right == width
+
+
+async def test_path_diagram_opens_chapters_by_keyboard(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        path = app.screen.query_one("#welcome-path")
+        for _ in range(6):  # Tab reaches it
+            if path.has_focus:
+                break
+            await pilot.press("tab")
+        assert path.has_focus
+        assert path.chapter_slug == "tokenization"  # the first built stage: tokens [1]
+        await pilot.press("right")
+        assert path.chapter_slug != "tokenization"
+        target = path.chapter_slug
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.current_mode == target
+
+
+async def test_kv_cache_chapter_draws_under_no_color(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = model_app("kv-cache")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color
+        await drain(pilot)
+        picture = app.screen.query_one("#kv-map")
+        picture.scroll_visible(animate=False)
+        await pilot.press("s")
+        await drain(pilot)
+        assert "L0 K" in picture.text()
+    assert app.return_code in (None, 0)
