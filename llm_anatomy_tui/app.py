@@ -9,8 +9,11 @@ up when they are resumed). See ``chapters/base.py`` for the chapter contract.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 
 from textual import work
@@ -28,6 +31,9 @@ from .chapters.base import (
 )
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
+
+Deliver = Callable[[object, "BaseException | None"], None]
+"""How a generation op's result reaches the screen that asked for it (from the worker)."""
 
 DIGIT_WAIT = 0.6
 """Seconds to wait for a second digit when a jump is ambiguous (``1`` vs ``14``)."""
@@ -63,7 +69,7 @@ class LLMAnatomyApp(App[None]):
         self._load_resources = load_resources
         self._digits = ""
         self._digit_timer: Timer | None = None
-        self._generation_ops: deque[tuple[GenerationOp, str | None]] = deque()
+        self._generation_ops: deque[tuple[GenerationOp, str | None, Deliver | None]] = deque()
         self._generation_ops_lock = threading.Lock()
         self._generation_worker_busy = False
 
@@ -97,14 +103,20 @@ class LLMAnatomyApp(App[None]):
 
     # -- the shared generation -----------------------------------------------------------------
 
-    def submit_generation(self, op: GenerationOp, key: str | None = None) -> None:
-        """Queue ``op`` for the generation worker (see ``ChapterScreen.submit_generation``)."""
+    def submit_generation(
+        self, op: GenerationOp, key: str | None = None, deliver: Deliver | None = None
+    ) -> None:
+        """Queue ``op`` for the generation worker (see ``ChapterScreen.compute_generation``).
+
+        ``deliver(value, error)`` is called from the worker thread with what ``op``
+        returned, or the exception it raised. Without it (the older form) ``op`` returns a
+        one-line complaint or None, kept in ``session.generation_message``."""
         with self._generation_ops_lock:
             if key is not None:
                 self._generation_ops = deque(
                     item for item in self._generation_ops if item[1] != key
                 )
-            self._generation_ops.append((op, key))
+            self._generation_ops.append((op, key, deliver))
             if self._generation_worker_busy:
                 return  # the running worker drains the queue
             self._generation_worker_busy = True
@@ -119,21 +131,66 @@ class LLMAnatomyApp(App[None]):
                 if not self._generation_ops:
                     self._generation_worker_busy = False
                     return
-                op, _key = self._generation_ops.popleft()
-            message: str | None
+                op, _key, deliver = self._generation_ops.popleft()
+            value: object = None
+            error: BaseException | None = None
             with session.generation_lock:
                 try:
-                    message = op(session.generation())
-                except NotReady as exc:
-                    message = str(exc)
+                    value = op(session.generation())
                 except Exception as exc:  # a failed op must not kill the worker or the app
-                    message = f"{type(exc).__name__}: {exc}"
-                session.generation_message = message or ""
+                    error = exc
+                if deliver is None:  # the older form: the op returns its complaint
+                    if error is None:
+                        message = str(value) if value else ""
+                    elif isinstance(error, NotReady):
+                        message = str(error)
+                    else:
+                        message = f"{type(error).__name__}: {error}"
+                    session.generation_message = message
                 session.generation_revision += 1
+            if deliver is not None:
+                deliver(value, error)
             try:
                 self.call_from_thread(self.announce, frozenset({GENERATION}))
             except RuntimeError:
                 return  # the app is shutting down
+
+    # -- settling --------------------------------------------------------------------------------
+
+    @property
+    def is_settled(self) -> bool:
+        """True when nothing is pending: no chapter waits for a result, no generation op
+        is queued or running, no worker runs (resources loaded or failed)."""
+        with self._generation_ops_lock:
+            if self._generation_ops or self._generation_worker_busy:
+                return False
+        if any(not worker.is_finished for worker in self.workers):
+            return False
+        return not any(
+            isinstance(screen, ChapterScreen) and screen.is_computing()
+            for screen in self._all_screens()
+        )
+
+    def _all_screens(self) -> list[object]:
+        stacks = getattr(self, "_screen_stacks", None) or {"": self.screen_stack}
+        return [screen for stack in stacks.values() for screen in stack]
+
+    async def wait_until_settled(self, timeout: float = 30.0) -> None:
+        """Wait until :attr:`is_settled` holds and the messages it caused are handled.
+
+        Tests call this instead of sleeping or reading private fields. Raises
+        ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while calm < 3:  # settled on three looks in a row: no result was still in flight
+            await asyncio.sleep(0.005)
+            if self.is_settled:
+                calm += 1
+            else:
+                calm = 0
+                await self.workers.wait_for_complete()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the app did not settle within {timeout:g} s")
 
     def announce(self, changes: frozenset[str]) -> None:
         """Tell the shown chapter that shared state changed (others catch up on resume)."""

@@ -2,34 +2,55 @@
 
 Writing a chapter
 -----------------
-::
+A chapter is composition plus drawing. Everything it shows comes from pure functions in
+``core/`` and ``views/``, asked for through **one compute path**,
+:meth:`ChapterScreen.compute`::
 
     class LogitsScreen(ChapterScreen):
         NEEDS_MODEL = True                        # show a notice while the model is absent
-        AUTO_FOCUS = "#logits-table"              # what has focus when the chapter opens
+        AUTO_FOCUS = "#logits-body"               # what has focus when the chapter opens
         BINDINGS = [Binding("g", "greedy", "Greedy", id="logits.greedy", tooltip="…")]
 
         def compose_chapter(self) -> ComposeResult:   # the header/footer come from the base
-            yield PromptBar(self.session.prompt, id="prompt")   # optional: a prompt bar
-            yield BarChart(id="bars")
+            with VerticalScroll(id="logits-body"):
+                yield PromptBar(self.session.prompt, id="prompt")
+                yield BarChart(id="bars")
 
         def session_changed(self, changes: frozenset[str]) -> None:
             if self.session.model is None:        # missing/loading: the base shows why
                 return
-            self.run_forward(self.session.prompt)
+            model, ids = self.session.model, self.session.prompt_ids("model")
+            self.compute("logits", next_token_rows, model, ids, then=self.draw_logits)
 
-        @work(thread=True, exclusive=True, group="forward")
-        def run_forward(self, prompt: str) -> None:   # runs in a thread
-            model = self.session.require_model()
-            ids = self.session.encoding("model").encode_ordinary(prompt)
-            logits = forward(model, ids)           # pure core code, no Textual
-            if not get_current_worker().is_cancelled:  # a newer run replaced this one
-                self.app.call_from_thread(self.show_logits, logits)
-
-        def show_logits(self, logits) -> None:     # back on the UI thread
-            self.query_one("#bars", BarChart).data = ...
+        def draw_logits(self, rows: LogitRows) -> None:   # UI thread, newest inputs only
+            self.query_one("#bars", BarChart).data = rows
 
 Then add a :class:`~llm_anatomy_tui.chapters.Chapter` entry to ``chapters/__init__.py``.
+
+The one compute path
+--------------------
+``self.compute(slot, fn, *args, then=draw, inline=False, on_error=None, on_progress=None)``
+
+- ``fn(*args)`` is pure: every input is passed explicitly, nothing reads the screen.
+- ``inline=True`` runs it at once on the UI thread and calls ``then(value)`` before
+  returning: for cheap work (a few milliseconds), so a keystroke repaints in its own frame.
+  Otherwise it runs in a thread worker (one per slot; a newer request cancels the older).
+- The value comes back as a :class:`Computed` message carrying the slot's revision. The
+  base drops it when a newer request for the same slot was made since (the inputs moved
+  on); otherwise it calls ``then(value)`` on the UI thread. So no chapter keeps its own
+  staleness logic, and no worker ever writes a screen attribute.
+- While a slot is pending, :meth:`is_computing` is true and the header says "computing…"
+  (with the fraction reported so far). When the newest result lands it clears by itself:
+  the screen catches up without a key press.
+- ``on_progress=cb`` hands ``fn`` a last argument, a :class:`ComputeTask`: long loops
+  check ``task.cancelled`` and call ``task.report(fraction, value)``; each report reaches
+  ``cb(ProgressReport)`` on the UI thread. :meth:`cancel_compute` cancels a slot.
+- An exception in ``fn`` never reaches the person as a traceback: its one-line message
+  goes to ``on_error(message)`` (default: a notification), and the slot stops pending.
+- Work on the shared generation goes through :meth:`compute_generation` instead (see
+  below); it is the same path with the app's one generation worker as the runner.
+- Tests call ``await app.wait_until_settled()`` (no pending slot, no generation op, no
+  worker) before asserting on what a screen shows.
 
 The contract
 ------------
@@ -38,10 +59,13 @@ The contract
   a Textual *mode*: its screen is created the first time it is opened and kept, so its
   state (selected layer, sliders …) survives navigation.
 - **Layout.** Implement :meth:`compose_chapter`; the base yields the header (chapter
-  number/total and title), a resource notice and the footer (generated from bindings).
-  Styles go in ``app.tcss`` (one section per chapter) or the screen's ``DEFAULT_CSS``;
-  ``HORIZONTAL_BREAKPOINTS`` gives the screen ``-narrow``/``-wide`` classes. The chapter
-  must work from 40×12 up (scroll rather than clip) and look right at 80×24.
+  number and title), a resource notice and the footer (generated from bindings).
+  **Styles** live in a ``.tcss`` file beside the chapter module, named like it
+  (``c05_sampling.py`` → ``c05_sampling.tcss``), listed in the screen's ``CSS_PATH``;
+  widgets keep their own ``DEFAULT_CSS``. ``HORIZONTAL_BREAKPOINTS`` gives the screen
+  ``-narrow``/``-wide`` classes. The chapter must work from 40×12 up (scroll rather than
+  clip), look right at 80×24, and every panel must be reachable by keyboard (put the body
+  in a focusable ``VerticalScroll``).
 - **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, digits, quit) are
   inherited; add your own in ``BINDINGS`` with ``id="<slug>.<name>"``, a short
   description and a tooltip: the footer and the help screen are generated from them.
@@ -53,36 +77,28 @@ The contract
   ``session.model_state`` / ``session.tokenizer_state`` (status + one-line message).
   Resources load in a background thread after the first paint; never load them yourself.
 - **Changes.** :meth:`session_changed` is called with a set of :data:`PROMPT`,
-  :data:`TOKENIZERS`, :data:`MODEL`: once when the screen mounts (all three), whenever the
-  prompt is edited on this screen, when a resource finishes loading while the screen is
-  shown, and — when the screen is shown again after something changed elsewhere — with
-  what changed meanwhile. It is the one place to (re)compute. Change the prompt from code
-  with :meth:`set_prompt`. A :class:`PromptBar` anywhere in the screen is wired up by the
-  base (its edits reach :meth:`session_changed` in the same frame as the keystroke). If you
-  define ``on_mount``, it runs before the base's, which makes the first call.
-- **Heavy work** (a forward pass, a training step) goes in
-  ``@work(thread=True, exclusive=True, group=…)`` methods that call pure ``core`` code
-  and hand results back with ``self.app.call_from_thread(...)`` (or ``post_message``),
-  checking ``get_current_worker().is_cancelled`` first (``exclusive`` marks the previous
-  run cancelled; a thread cannot be stopped, so long loops should check it too). Pass the
-  worker the inputs it needs (the prompt) rather than reading shared state later. Never
-  block the UI thread on numpy for more than a few milliseconds; while typing, a chapter
-  recomputes on every keystroke, so cheap updates run inline and expensive ones in the
-  worker.
+  :data:`TOKENIZERS`, :data:`MODEL`, :data:`GENERATION`: once when the screen mounts (all),
+  whenever the prompt is edited on this screen, when a resource finishes loading while the
+  screen is shown, and — when the screen is shown again after something changed elsewhere —
+  with what changed meanwhile. It is where a chapter asks for its results again (with
+  :meth:`compute`). Change the prompt from code with :meth:`set_prompt`. A
+  :class:`PromptBar` anywhere in the screen is wired up by the base.
 - **The shared generation.** Chapters that step the model (sampling, attention, KV
   cache …) share one :class:`~llm_anatomy_tui.core.generation.Generation`: the prompt's
   tokens (see ``Session.context_ids`` for the empty / too-long policy) plus every token
-  generated after it, with its step records. Read it from the UI thread with
-  ``session.current_generation`` (``None`` until the first op built it for the current
-  prompt and model). Change it only through :meth:`submit_generation` (or
-  :meth:`step_generation`): the op runs in the app's single generation worker, under the
-  session's generation lock, in submission order; afterwards every screen receives a
-  ``"generation"`` change. ``session.generation_message`` holds the last op's one-line
-  complaint (e.g. "Generation has stopped: …"), ``session.context_notice`` why the model
-  reads something other than the typed prompt. Sampler settings and seed live in the
-  session (``session.sampling`` / ``set_sampling``, ``session.seed`` / ``set_seed``,
-  ``session.stop_sequences`` / ``set_stop_sequences``); setting them never blocks, they
-  apply from the next step on, and other screens get a ``"generation"`` change.
+  generated after it, with its step records. Change it, and read what to draw from it,
+  through ``self.compute_generation(slot, op, then=draw)``: ``op(gen)`` runs in the app's
+  single generation worker, under the session's generation lock, in submission order, and
+  *returns* what the screen will draw (a snapshot, never the live generation, which the
+  next op may change); ``then(value)`` gets it as for :meth:`compute`, and afterwards
+  every screen receives a ``"generation"`` change. An op may raise
+  :class:`~llm_anatomy_tui.core.session.NotReady` or ``ValueError`` with a one-line
+  message (e.g. "Generation has stopped: …"): it reaches ``on_error``.
+  ``session.context_notice`` says why the model reads something other than the typed
+  prompt. Sampler settings and seed live in the session (``session.sampling`` /
+  ``set_sampling``, ``session.seed`` / ``set_seed``, ``session.stop_sequences`` /
+  ``set_stop_sequences``); setting them never blocks, they apply from the next step on,
+  and other screens get a ``"generation"`` change.
 - **No model.** With ``NEEDS_MODEL = True`` the base shows the session's message about the
   model (loading / not installed / failed to load) above your content; your
   :meth:`session_changed` must then simply not draw model results.
@@ -90,8 +106,10 @@ The contract
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -102,7 +120,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TextArea
 
-from ..core.session import ResourceState, Session, Status
+from ..core.session import NotReady, ResourceState, Session, Status
 from ..widgets.prompt_bar import PromptBar
 
 if TYPE_CHECKING:
@@ -133,6 +151,93 @@ class SessionChanged(Message):
         self.changes = changes
 
 
+@dataclass(frozen=True)
+class ProgressReport:
+    """What a long computation reported so far: a fraction in [0, 1] and, optionally, a
+    partial value (e.g. the losses of the steps taken so far)."""
+
+    fraction: float
+    value: object = None
+
+
+class ComputeTask:
+    """Handed to a long computation (see :meth:`ChapterScreen.compute`'s ``on_progress``):
+    it checks :attr:`cancelled` between steps and calls :meth:`report`."""
+
+    def __init__(self, report: Callable[[ProgressReport], None]) -> None:
+        self._report = report
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a newer request for the same slot, or a cancel, replaced this one."""
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def report(self, fraction: float, value: object = None) -> None:
+        """Say how far the work is (0..1), with an optional partial value to draw."""
+        if not self.cancelled:
+            self._report(ProgressReport(min(1.0, max(0.0, float(fraction))), value))
+
+
+class Computed(Message):
+    """The result of :meth:`ChapterScreen.compute` (or a progress report of it), posted
+    back to the screen that asked. ``revision`` is the slot's revision when it was asked
+    for: the base drops the message if the slot has moved on since."""
+
+    def __init__(
+        self,
+        slot: str,
+        revision: int,
+        value: object = None,
+        *,
+        error: str | None = None,
+        progress: ProgressReport | None = None,
+    ) -> None:
+        super().__init__()
+        self.slot = slot
+        self.revision = revision
+        self.value = value
+        self.error = error
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        # A queued progress report of the same request is superseded by a newer one.
+        return (
+            isinstance(message, Computed)
+            and message.progress is not None
+            and self.progress is not None
+            and message.slot == self.slot
+            and message.revision == self.revision
+        )
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for the person: a user-facing error's own words, otherwise its type too.
+
+    >>> error_message(ValueError("the prompt is empty"))
+    'the prompt is empty'
+    >>> error_message(ZeroDivisionError("division by zero"))
+    'ZeroDivisionError: division by zero'
+    """
+    if isinstance(exc, ValueError | NotReady):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _Slot:
+    revision: int = 0
+    pending: bool = False
+    fraction: float | None = None
+    task: ComputeTask | None = None
+    then: Callable[[Any], None] | None = None
+    on_error: Callable[[str], None] | None = None
+    on_progress: Callable[[ProgressReport], None] | None = None
+
+
 class SessionHost(Protocol):
     """What a chapter may use of the app (the app class lives above this layer)."""
 
@@ -140,7 +245,12 @@ class SessionHost(Protocol):
 
     def goto_chapter(self, key: int | str) -> None: ...
 
-    def submit_generation(self, op: GenerationOp, key: str | None = None) -> None: ...
+    def submit_generation(
+        self,
+        op: GenerationOp,
+        key: str | None = None,
+        deliver: Callable[[object, BaseException | None], None] | None = None,
+    ) -> None: ...
 
 
 def _digit_bindings() -> list[Binding]:
@@ -314,6 +424,8 @@ class ChapterScreen(Screen):
         self._seen: tuple[int, ResourceState, ResourceState, tuple[int, int]] | None = None
         self._bars_cache: list[PromptBar] | None = None
         self._notice_state: tuple[ResourceState, ResourceState] | None = None
+        self._slots: dict[str, _Slot] = {}
+        self._loading_status = ""
 
     # -- for chapter authors -------------------------------------------------------------
 
@@ -332,8 +444,166 @@ class ChapterScreen(Screen):
         ``changes`` ⊆ {"prompt", "tokenizers", "model", "generation"}; "generation" comes
         with every prompt or model change too (the shared generation restarts then)."""
 
+    def compute(
+        self,
+        slot: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        then: Callable[[Any], None],
+        inline: bool = False,
+        on_error: Callable[[str], None] | None = None,
+        on_progress: Callable[[ProgressReport], None] | None = None,
+    ) -> None:
+        """Ask for ``fn(*args)`` and have ``then(value)`` draw it — the one compute path.
+
+        ``slot`` names what is being computed ("logits", "neighbours" …): a newer request
+        for a slot supersedes an older one, whose result is dropped unseen. ``inline=True``
+        computes now, on the UI thread (cheap work only); otherwise a thread worker does.
+        With ``on_progress``, ``fn`` gets a :class:`ComputeTask` as its last argument.
+        See the module docstring for the whole contract.
+        """
+        state = self._slots.setdefault(slot, _Slot())
+        if state.task is not None:
+            state.task.cancel()  # the older request's loop may stop early
+        state.revision += 1
+        state.then, state.on_error, state.on_progress = then, on_error, on_progress
+        state.task = None
+        state.fraction = None
+        revision = state.revision
+        if inline and on_progress is None:
+            state.pending = False
+            try:
+                value = fn(*args)
+            except Exception as exc:
+                self._computing_changed()
+                self._report_error(state, error_message(exc))
+                return
+            self._computing_changed()
+            then(value)
+            return
+        state.pending = True
+        task: ComputeTask | None = None
+        if on_progress is not None:
+            task = state.task = ComputeTask(
+                lambda report: self.post_message(Computed(slot, revision, progress=report))
+            )
+
+        def job() -> None:
+            try:
+                value = fn(*args, task) if task is not None else fn(*args)
+            except Exception as exc:  # reaches the person as one line, never a traceback
+                self.post_message(Computed(slot, revision, error=error_message(exc)))
+            else:
+                self.post_message(Computed(slot, revision, value))
+
+        self.run_worker(
+            job,
+            name=f"compute:{slot}",
+            group=f"compute:{slot}",
+            description=f"compute {slot}",
+            thread=True,
+            exclusive=True,
+            exit_on_error=False,
+        )
+        self._computing_changed()
+
+    def compute_generation(
+        self,
+        slot: str,
+        op: Callable[[Generation], Any],
+        *,
+        then: Callable[[Any], None],
+        on_error: Callable[[str], None] | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Run ``op`` on the shared generation in the app's generation worker and have
+        ``then(value)`` draw what it returned (the same path as :meth:`compute`).
+
+        Ops run one at a time, in order, off the UI thread; every screen gets a
+        "generation" change after each. A queued op with the same ``key`` is replaced by
+        this one (previews, where only the newest matters); ops without a key are never
+        dropped, so holding the step key takes one step per key press.
+        """
+        state = self._slots.setdefault(slot, _Slot())
+        state.revision += 1
+        state.then, state.on_error, state.on_progress = then, on_error, None
+        state.pending = True
+        revision = state.revision
+
+        def deliver(value: object, exc: BaseException | None) -> None:
+            # Called from the generation worker thread; post_message is thread-safe.
+            error = error_message(exc) if exc is not None else None
+            self.post_message(Computed(slot, revision, value, error=error))
+
+        cast(SessionHost, self.app).submit_generation(op, key, deliver)
+        self._computing_changed()
+
+    def cancel_compute(self, slot: str) -> None:
+        """Stop waiting for ``slot``: its pending result is dropped, its task cancelled."""
+        state = self._slots.get(slot)
+        if state is None:
+            return
+        if state.task is not None:
+            state.task.cancel()
+        state.revision += 1
+        state.pending = False
+        state.task = None
+        self._computing_changed()
+
+    def is_computing(self, slot: str | None = None) -> bool:
+        """True while ``slot`` (or, without one, any slot) waits for its newest result."""
+        if slot is not None:
+            state = self._slots.get(slot)
+            return bool(state and state.pending)
+        return any(state.pending for state in self._slots.values())
+
+    @property
+    def computing(self) -> frozenset[str]:
+        """The slots whose newest result has not been drawn yet."""
+        return frozenset(name for name, state in self._slots.items() if state.pending)
+
+    def on_computed(self, message: Computed) -> None:
+        message.stop()
+        state = self._slots.get(message.slot)
+        if state is None or message.revision != state.revision:
+            return  # computed from inputs that have moved on: a newer result is coming
+        if message.progress is not None:
+            state.fraction = message.progress.fraction
+            self._computing_changed()
+            if state.on_progress is not None:
+                state.on_progress(message.progress)
+            return
+        state.pending = False
+        state.task = None
+        state.fraction = None
+        self._computing_changed()
+        if message.error is not None:
+            self._report_error(state, message.error)
+        elif state.then is not None:
+            state.then(message.value)
+
+    def _report_error(self, state: _Slot, message: str) -> None:
+        if state.on_error is not None:
+            state.on_error(message)
+        else:
+            self.notify(message, severity="error", timeout=6)
+
+    def _computing_changed(self) -> None:
+        """Say in the header whether what is drawn is behind its inputs."""
+        header = self.query(ChapterHeader)
+        if not header:
+            return
+        pending = [state for state in self._slots.values() if state.pending]
+        parts = [self._loading_status] if self._loading_status else []
+        if pending:
+            fractions = [s.fraction for s in pending if s.fraction is not None]
+            parts.append(f"computing… {min(fractions):.0%}" if fractions else "computing…")
+        header.first().status = " · ".join(parts)
+
     def submit_generation(self, op: GenerationOp, key: str | None = None) -> None:
-        """Run ``op`` on the shared generation in the app's generation worker.
+        """Run ``op`` on the shared generation in the app's generation worker (the older
+        form of :meth:`compute_generation`, whose op returns only a one-line complaint,
+        kept in ``session.generation_message``; new code uses :meth:`compute_generation`).
 
         Ops run one at a time, in order, off the UI thread; every screen gets a
         "generation" change after each (the shown one at once, others when resumed).
@@ -424,8 +694,9 @@ class ChapterScreen(Screen):
             for what, state in (("tokenizers", s.tokenizer_state), ("model", s.model_state))
             if state.status is Status.LOADING
         ]
+        self._loading_status = f"loading {' and '.join(loading)}…" if loading else ""
         if header:
-            header.first().status = f"loading {' and '.join(loading)}…" if loading else ""
+            self._computing_changed()
         notices = self.query(ResourceNotice)
         if not notices:
             return

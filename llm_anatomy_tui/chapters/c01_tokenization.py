@@ -4,24 +4,25 @@ o200k_base (GPT-4o), cl100k_base (GPT-4) and the model's own 8k vocabulary encod
 same text; each token is a coloured chip with its ID. Counts per encoding, the share of a
 chosen context window and the cost at a price the person types.
 
-Short texts are tokenized on the UI thread on every keystroke (three encodings of a
-2,000-character text take about a millisecond); long ones (a pasted megabyte) in a thread
-worker, and only the chips that can be seen are built.
+Results come through the base class's one compute path (``self.compute``): short texts
+are tokenized inline on every keystroke (three encodings of a 2,000-character text take
+about a millisecond), long ones (a pasted megabyte) in a thread worker, and only the
+chips that can be seen are built. This module is the pattern new chapters copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import events, work
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
-from textual.worker import get_current_worker
 
 from ..core.session import NotReady
 from ..core.tokenizers import ENCODING_LABELS, ENCODING_NAMES
@@ -40,6 +41,9 @@ from ..views.token_pieces import (
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.token_chips import TokenChips, chips_from_pieces
 from .base import ChapterScreen
+
+if TYPE_CHECKING:
+    from tiktoken import Encoding
 
 SEED_SENTENCE = (
     "If the human brain were so simple that we could understand it, "
@@ -150,6 +154,26 @@ class Result:
     vocab: int | None
 
 
+def tokenize_all(
+    encodings: tuple[tuple[str, Encoding | None, str | None], ...],
+    text: str,
+    markers: bool,
+    budget: int,
+) -> list[Result]:
+    """Encode ``text`` with every available encoding (pure: safe in a worker thread).
+
+    ``encodings`` holds (name, encoding or None, why it is missing); at most ``budget``
+    pieces are built per encoding (the counts always cover the whole text)."""
+    results = []
+    for name, enc, error in encodings:
+        if enc is None:
+            results.append(Result(name, None, error, None))
+            continue
+        tokenized = tokenize(enc, text, max_pieces=budget, markers=markers)
+        results.append(Result(name, tokenized, None, enc.n_vocab))
+    return results
+
+
 class PriceInput(Input):
     """The price field. Pasted text keeps only its printable characters (a pasted escape
     sequence must never reach the terminal)."""
@@ -223,7 +247,6 @@ class TokenizationScreen(ChapterScreen):
         self._price: Decimal | None = None
         self._own_text: str | None = None
         self._applying_preset = False
-        self._pending = False  # a worker is tokenizing a long text
         self.count_rows: list[CountRow] = []
         """The counts table as shown (for tests and for anyone reading the screen)."""
 
@@ -314,41 +337,30 @@ class TokenizationScreen(ChapterScreen):
         return max(200, (width // 2) * height)
 
     def refresh_tokens(self) -> None:
+        """Ask for the prompt's tokens under every encoding: inline for a short text (so
+        the keystroke repaints in its own frame), in a worker for a long paste."""
         text = self.session.prompt
-        budget = self._piece_budget()
-        if len(text) > SYNC_LIMIT:
-            self._pending = True
-            self._show_counts()
-            self._tokenize_in_thread(text, self.session.prompt_revision, self.markers, budget)
-        else:
-            self._pending = False
-            self._results = self._compute(text, self.markers, budget)
-            self._show()
+        encodings = tuple(self._encoding_or_error(name) for name in ENCODING_NAMES)
+        self.compute(
+            "tokens",
+            tokenize_all,
+            encodings,
+            text,
+            self.markers,
+            self._piece_budget(),
+            then=self._draw_results,
+            inline=len(text) <= SYNC_LIMIT,
+        )
+        if self.is_computing("tokens"):
+            self._show_counts()  # "counting…" until the worker's result lands
 
-    def _compute(self, text: str, markers: bool, budget: int) -> list[Result]:
-        """Pure work (safe in a worker thread): encode ``text`` with every encoding."""
-        results = []
-        for name in ENCODING_NAMES:
-            try:
-                enc = self.session.encoding(name)
-            except NotReady as exc:
-                results.append(Result(name, None, str(exc), None))
-                continue
-            tokenized = tokenize(enc, text, max_pieces=budget, markers=markers)
-            results.append(Result(name, tokenized, None, enc.n_vocab))
-        return results
+    def _encoding_or_error(self, name: str) -> tuple[str, Encoding | None, str | None]:
+        try:
+            return name, self.session.encoding(name), None
+        except NotReady as exc:
+            return name, None, str(exc)
 
-    @work(thread=True, exclusive=True, group="tokenize", exit_on_error=False)
-    def _tokenize_in_thread(self, text: str, revision: int, markers: bool, budget: int) -> None:
-        results = self._compute(text, markers, budget)
-        if get_current_worker().is_cancelled:
-            return
-        self.app.call_from_thread(self._finish_thread, results, revision)
-
-    def _finish_thread(self, results: list[Result], revision: int) -> None:
-        if revision != self.session.prompt_revision:
-            return  # the text changed meanwhile; a newer worker is on its way
-        self._pending = False
+    def _draw_results(self, results: list[Result]) -> None:
         self._results = results
         self._show()
 
@@ -406,8 +418,9 @@ class TokenizationScreen(ChapterScreen):
         for name in ENCODING_NAMES:
             result = next((r for r in self._results if r.name == name), None)
             label = ENCODING_LABELS[name]
-            if self._pending or result is None:
-                status = "counting…" if self._pending else "loading…"
+            pending = self.is_computing("tokens")
+            if pending or result is None:
+                status = "counting…" if pending else "loading…"
                 rows.append(CountRow(name, label, "", status, "", "", ""))
                 continue
             if result.tokenized is None:
