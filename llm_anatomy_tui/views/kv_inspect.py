@@ -218,3 +218,125 @@ class DriftLog:
     @property
     def fp32_cache(self) -> KVCache:
         return self.tracker.fp32_cache
+
+
+# -- what chapter 14 draws ----------------------------------------------------------------
+
+NOISE_FLOOR = 1e-4
+"""Logit differences below this are float32 rounding noise (their digits depend on the
+BLAS kernel): shown as "< 1e-4", never as digits."""
+
+
+def diff_text(value: float, floor: float = NOISE_FLOOR) -> str:
+    """A max |Δlogit| as printed: noise-level values in a stable form.
+
+    >>> diff_text(6.7e-06), diff_text(3.8e-06), diff_text(0.0123)
+    ('< 1e-4', '< 1e-4', '1.2e-02')
+    >>> diff_text(0.0)
+    '0'
+    """
+    if value == 0:
+        return "0"
+    if value < floor:
+        return f"< {floor:.0e}".replace("e-0", "e-")
+    return f"{value:.1e}"
+
+
+@dataclass(frozen=True, eq=False)
+class KVState:
+    """What chapter 14 shows of the shared generation, read by a generation op (a snapshot:
+    the live generation and its cache may change under the screen; this never does)."""
+
+    key: tuple
+    """Identifies the generation state it was read from (object, steps, last step)."""
+    config: object
+    """The model's :class:`~llm_anatomy_tui.core.config.LlamaConfig`."""
+    n_prompt: int
+    n_tokens: int
+    steps: tuple
+    """The generation's step records (immutable)."""
+    stop: object
+    """Why the generation cannot go on (a :class:`~..core.generation.Stop`), or None."""
+    snapshot: CacheSnapshot
+    comparisons: dict
+    """StepRecord -> CacheComparison, for the steps measured so far."""
+    bits: int | None = None
+    drift: tuple = ()
+    """(step index, KVDriftStep) for every step the quantized cache has seen."""
+    quant_codes_bytes: int = 0
+    quant_scales_bytes: int = 0
+    quant_pending: int = 0
+    """Tokens the quantized cache has not been fed yet (the next op feeds them)."""
+    message: str = ""
+    """What went wrong measuring, or ""."""
+    info: str = ""
+    """What the op that made this state did ("" for nothing to say)."""
+    notice: str = ""
+    """Why the model reads something other than the typed prompt, or ""."""
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def measured(self) -> list[CacheComparison]:
+        """The comparisons of the steps measured so far, in step order."""
+        return [self.comparisons[rec] for rec in self.steps if rec in self.comparisons]
+
+    @property
+    def missing(self) -> int:
+        """Steps not measured both ways yet (0 after a failed measurement: not retried)."""
+        return 0 if self.message else self.n_steps - len(self.measured)
+
+    @property
+    def behind(self) -> bool:
+        """True while another op would add measurements or drift rows."""
+        return not self.message and (self.missing > 0 or self.quant_pending > 0)
+
+
+def state_key(gen: Generation) -> tuple:
+    """What identifies a generation's state for chapter 14: the object and its steps."""
+    last = gen.steps[-1] if gen.steps else None
+    return (id(gen), len(gen.steps), id(last), gen.stop)
+
+
+def kv_state(gen: Generation, old: dict, log: DriftLog | None, compare: int, *,
+             feeds: int = 64, info: str = "", notice: str = "") -> KVState:  # fmt: skip
+    """Read chapter 14's numbers off ``gen`` (inside a generation op).
+
+    Runs the next forward pass first (so the cache holds every token in context), keeps
+    the comparisons in ``old`` still valid, measures up to ``compare`` more steps both ways
+    (newest first), and feeds the quantized cache ``log`` (if any) up to ``feeds`` times.
+    A measurement that fails is reported in ``message``, not raised."""
+    import contextlib
+
+    from ..core.generation import GenerationStopped
+
+    if gen.room > 0 and not gen.done:
+        with contextlib.suppress(GenerationStopped):
+            gen.preview()
+    comparisons = {rec: old[rec] for rec in gen.steps if rec in old}
+    message = ""
+    drift: tuple = ()
+    codes = scales = pending = 0
+    try:
+        todo = [rec for rec in reversed(gen.steps) if rec not in comparisons][:compare]
+        for rec in todo:
+            comparisons[rec] = compare_step(gen, rec.index)
+        if log is not None:
+            pending = log.sync(gen.tokens, len(gen.prompt), limit=feeds)
+            drift = tuple(sorted(log.rows.items()))
+            cache = log.quantized_cache
+            scales = sum(layer.key_scales.nbytes + layer.value_scales.nbytes
+                         for layer in cache.layers)  # fmt: skip
+            codes = cache.nbytes - scales
+    except Exception as exc:  # keep the screen alive and say what failed
+        message = f"Could not measure this step: {type(exc).__name__}: {exc}"
+    return KVState(
+        key=state_key(gen), config=gen.model.config, n_prompt=len(gen.prompt),
+        n_tokens=len(gen.tokens), steps=tuple(gen.steps), stop=gen.stop,
+        snapshot=cache_snapshot(gen.cache, gen.model.config), comparisons=comparisons,
+        bits=log.bits if log is not None else None, drift=drift, quant_codes_bytes=codes,
+        quant_scales_bytes=scales, quant_pending=pending, message=message, info=info,
+        notice=notice,
+    )  # fmt: skip

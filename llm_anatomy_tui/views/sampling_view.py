@@ -240,11 +240,17 @@ def penalty_rule(settings: SamplingSettings) -> str:
     r = settings.repetition_penalty
     rule = f"l ÷ {r:g} if l > 0, l × {r:g} if not" if r != 1 else "l"
     if settings.frequency_penalty:
-        rule += f", − {settings.frequency_penalty:g} × uses" if r != 1 else (
-            f" − {settings.frequency_penalty:g} × uses")
+        rule += (
+            f", − {settings.frequency_penalty:g} × uses"
+            if r != 1
+            else (f" − {settings.frequency_penalty:g} × uses")
+        )
     if settings.presence_penalty:
-        rule += f", − {settings.presence_penalty:g}" if r != 1 else (
-            f" − {settings.presence_penalty:g}")
+        rule += (
+            f", − {settings.presence_penalty:g}"
+            if r != 1
+            else (f" − {settings.presence_penalty:g}")
+        )
     return f"pen(l) = {rule}"
 
 
