@@ -152,11 +152,11 @@ def test_z_is_computed_from_the_printed_logit(settings):
     uses = {t: history.count(t) for t in set(history)}
     r, t = settings.repetition_penalty, settings.temperature
     for row_ in table.rows:
-        l = float(f"{row_.logit:.4f}")  # as printed
+        logit = float(f"{row_.logit:.4f}")  # as printed
         if row_.token in uses:  # the rule, by hand
-            l = l / r if l > 0 else l * r
-            l -= settings.frequency_penalty * uses[row_.token] + settings.presence_penalty
-        assert f"{row_.z:.4f}" == f"{l / t:.4f}", row_.token
+            logit = logit / r if logit > 0 else logit * r
+            logit -= settings.frequency_penalty * uses[row_.token] + settings.presence_penalty
+        assert f"{row_.z:.4f}" == f"{logit / t:.4f}", row_.token
 
 
 def test_penalty_rule_names_division_for_the_repetition_penalty():
