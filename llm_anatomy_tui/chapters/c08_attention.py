@@ -616,9 +616,6 @@ class AttentionScreen(AttentionContextMixin, ChapterScreen):
         self._show_map()
         self._show_details()
 
-    def action_step(self) -> None:
-        self.step_generation()
-
     def action_toggle_blocks(self) -> None:
         self._map.action_toggle_overflow()
 

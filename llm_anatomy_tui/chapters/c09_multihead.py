@@ -501,9 +501,6 @@ class MultiHeadScreen(AttentionContextMixin, ChapterScreen):
     def _cursor_moved(self) -> None:
         self._draw()
 
-    def action_step(self) -> None:
-        self.step_generation()
-
     def action_toggle_blocks(self) -> None:
         for m in self._maps:
             m.action_toggle_overflow()
