@@ -430,7 +430,9 @@ class MultiHeadScreen(AttentionContextMixin, ChapterScreen):
             set_text(
                 self._row_title,
                 Text.assemble(
-                    (f"score = q·k/√{dh} · masked: keys after the query → −∞ · ", "dim"),
+                    # two lines: at 80 columns the normaliser, the one number a reader
+                    # needs to check the weights, was cut off the end of one
+                    (f"score = q·k/√{dh} · masked: keys after the query → −∞\n", "dim"),
                     (f"weight = exp(masked − {readout.lse:.{SCORE_DECIMALS}f})", "dim"),
                     no_wrap=True,
                     overflow="ellipsis",
@@ -461,7 +463,7 @@ class MultiHeadScreen(AttentionContextMixin, ChapterScreen):
             set_text(
                 self._row_title,
                 Text(
-                    f"value mixing: output = Σ weight × v over the {q + 1} keys it may see",
+                    f"value mixing: output = Σ weight × v\nover the {q + 1} keys it may see",
                     style="dim",
                     no_wrap=True,
                     overflow="ellipsis",

@@ -479,7 +479,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
                 f"Press k to run an 8-bit copy of the cache beside the float32 one\n"
                 f"({kv_bytes_per_token(cfg, 8):,} B per token instead of "
                 f"{kv_bytes_per_token(cfg):,}); k again for 4-bit "
-                f"({kv_bytes_per_token(cfg, 4):,} B), once more for off.",
+                f"({kv_bytes_per_token(cfg, 4):,} B),\nonce more for off.",
             )
             self._put(self._quant, out)
             return
@@ -583,8 +583,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             out.append(line(r) + "\n")
         out.append(
             "Numbers from the public checkpoints' configs: H query heads, T the context\n"
-            "window. Under GQA, H / H_kv query heads share one K/V head: the cache shrinks by\n"
-            "that factor.",
+            "window. Under GQA, H / H_kv query heads share one K/V head: the cache\n"
+            "shrinks by that factor.",
             style="dim",
         )
         self._presets_table.update(out)

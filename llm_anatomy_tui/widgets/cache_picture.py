@@ -62,9 +62,11 @@ def picture_lines(
     )
     lines.append([Segment(marker, bold)])
     per = "each cell is one position" if block == 1 else f"each cell is {block} positions (mean)"
-    lines.append([Segment(f"{per}; shade = length of the cached vector (darker = shorter):", dim)])
+    # two short lines, so the legend fits 80 columns
+    lines.append([Segment(f"{per}; shade = length of the cached vector", dim)])
     lines.append([Segment(
-        f"K {ranges[0][0]:.2f}–{ranges[0][1]:.2f}, V {ranges[1][0]:.2f}–{ranges[1][1]:.2f}", dim
+        f"(darker = shorter): K {ranges[0][0]:.2f}–{ranges[0][1]:.2f}, "
+        f"V {ranges[1][0]:.2f}–{ranges[1][1]:.2f}", dim
     )])  # fmt: skip
     return lines
 

@@ -69,3 +69,62 @@ async def test_kv_cache_chapter_draws_under_no_color(monkeypatch):
         await drain(pilot)
         assert "L0 K" in picture.text()
     assert app.return_code in (None, 0)
+
+
+# -- 80×24: every panel reachable, nothing clipped ------------------------------------------
+
+
+def _fits(screen, selector: str) -> None:  # noqa: ANN001
+    """Every line of a Static's text fits its width (nothing cut off at the end)."""
+    widget = screen.query_one(selector)
+    content = widget.content
+    text = content.plain if hasattr(content, "plain") else str(content)
+    width = widget.content_region.width
+    for line in text.splitlines():
+        assert len(line) <= width, (selector, width, line)
+
+
+async def test_80x24_toy_map_of_chapter_8_scrolls_into_view():
+    """Before: below 36 rows the toy's map was hidden, and the part could not scroll to it."""
+    app = model_app("attention")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drain(pilot)
+        toy_map = app.screen.query_one("#toy-map")
+        part = app.screen.query_one("#toy-part")
+        assert toy_map.display and toy_map.region.height > 0
+        assert toy_map.region.y >= part.region.bottom  # below the fold at first
+        await pilot.press("pagedown", "pagedown")
+        await pilot.pause()
+        assert part.scroll_y > 0
+        visible = part.region
+        assert toy_map.region.y < visible.bottom and toy_map.region.bottom > visible.y
+
+
+async def test_80x24_chapter_9_shows_the_normaliser_whole():
+    """Before: "weight = exp(masked − …" — the number to check the weights with was cut."""
+    app = model_app("multi-head")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drain(pilot)
+        _fits(app.screen, "#mh-row-title")
+        title = app.screen.query_one("#mh-row-title").content.plain
+        assert "weight = exp(masked − " in title and title.rstrip().endswith(")")
+
+
+async def test_80x24_chapter_14_labels_fit_and_the_model_list_does_not_wrap():
+    app = model_app("kv-cache")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drain(pilot)
+        await pilot.press("s", "s")
+        await drain(pilot)
+        for selector in ("#kv-status", "#kv-arrays", "#kv-compare", "#kv-quant", "#kv-presets"):
+            _fits(app.screen, selector)
+        picture = app.screen.query_one("#kv-map")
+        for line in picture.text(picture.content_region.width).splitlines():
+            assert len(line) <= picture.content_region.width, line
+        await pilot.press("m", "enter")  # the model list, opened by keys
+        await pilot.pause()
+        from textual.widgets._select import SelectOverlay
+
+        overlay = app.screen.query_one(SelectOverlay)
+        longest = max(len(str(option.prompt)) for option in overlay.options)
+        assert overlay.content_region.width >= longest
