@@ -107,3 +107,24 @@ def header_text(app) -> str:  # noqa: ANN001
     from llm_anatomy_tui.chapters.base import ChapterHeader
 
     return app.screen.query_one(ChapterHeader).render().plain
+
+
+class _Clock:
+    """Stands in for ``time`` in the core modules that measure steps: every reading is
+    0.5 ms after the one before, so snapshot tables do not change from run to run."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.0005
+        return self.now
+
+
+def steady_clock(monkeypatch) -> None:  # noqa: ANN001
+    import llm_anatomy_tui.core.generation as generation
+    import llm_anatomy_tui.views.kv_inspect as kv_inspect
+
+    clock = _Clock()
+    monkeypatch.setattr(generation, "time", clock)
+    monkeypatch.setattr(kv_inspect, "time", clock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ch_helpers import drain, edit_prompt, header_text, model_app, static_text
+from ch_helpers import drain, edit_prompt, header_text, model_app, static_text, steady_clock
 
 from llm_anatomy_tui.chapters.c14_kv_cache import KVCacheScreen
 from llm_anatomy_tui.core.generation import decode_step_macs, kv_cache_bytes_for
@@ -303,27 +303,6 @@ async def test_a_prompt_edit_shows_the_new_prompts_cache_and_nothing_computing()
 # -- snapshots (fixed seed 0, the real model; regenerate with --snapshot-update) ---------
 
 
-class _Clock:
-    """Stands in for ``time`` in the core modules that measure steps: every reading is
-    0.5 ms after the one before, so snapshot tables do not change from run to run."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def perf_counter(self) -> float:
-        self.now += 0.0005
-        return self.now
-
-
-def _steady_clock(monkeypatch) -> None:  # noqa: ANN001
-    import llm_anatomy_tui.core.generation as generation
-    import llm_anatomy_tui.views.kv_inspect as kv_inspect
-
-    clock = _Clock()
-    monkeypatch.setattr(generation, "time", clock)
-    monkeypatch.setattr(kv_inspect, "time", clock)
-
-
 async def _steps_and_q8(pilot) -> None:  # noqa: ANN001
     await drain(pilot)
     await pilot.press("s", "s", "s", "s", "k")
@@ -332,14 +311,14 @@ async def _steps_and_q8(pilot) -> None:  # noqa: ANN001
 
 def test_snapshot_kv_cache_80x24(snap_compare, monkeypatch):
     """Four steps: the arrays table and the cache picture at the top of the chapter."""
-    _steady_clock(monkeypatch)
+    steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(80, 24),
                         run_before=_steps_and_q8)  # fmt: skip
 
 
 def test_snapshot_kv_cache_120x40(snap_compare, monkeypatch):
     """The same at 120×40 (times come from a steady stand-in clock)."""
-    _steady_clock(monkeypatch)
+    steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(120, 40),
                         run_before=_steps_and_q8)  # fmt: skip
 
@@ -352,7 +331,7 @@ async def _scrolled(pilot) -> None:  # noqa: ANN001
 
 def test_snapshot_kv_cache_measurements_120x40(snap_compare, monkeypatch):
     """Scrolled to the cache on/off table, the plots and the quantized cache."""
-    _steady_clock(monkeypatch)
+    steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(120, 40),
                         run_before=_scrolled)  # fmt: skip
 
