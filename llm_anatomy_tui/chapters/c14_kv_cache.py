@@ -20,6 +20,7 @@ step recomputes every key and value). The shared generation is not touched by it
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,7 +30,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
 
-from ..core.generation import Generation, kv_cache_bytes_for
+from ..core.generation import Generation, StepRecord, kv_cache_bytes_for
 from ..core.quant_kv import KVDriftStep, kv_bytes_per_token
 from ..views.kv_inspect import (
     CacheComparison,
@@ -37,6 +38,7 @@ from ..views.kv_inspect import (
     KVState,
     diff_text,
     kv_state,
+    measure_records,
     state_key,
 )
 from ..views.kv_memory import (
@@ -64,7 +66,9 @@ from .generation_common import GenerationChapterMixin, stopped_message
 SYNC_KEY = "kv-cache.sync"
 """Queued measuring ops replace each other: only the newest is run."""
 COMPARE_PER_OP = 2
-"""Steps measured both ways per op (newest first): a step op measures the step it took."""
+"""Steps measured both ways per measuring op (newest first); a step op measures none."""
+CATCH_UP_DELAY = 0.12
+"""Seconds without a newer step before the missing measurements are taken."""
 DRIFT_FEEDS_PER_OP = 64
 TABLE_ROWS = 8
 """Recent steps listed in the tables (the plots show all of them)."""
@@ -139,6 +143,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         self.use_cache = True
         """Which way of decoding the screen shows (the c key); the generation is untouched."""
         self._drift: DriftLog | None = None  # fed only inside generation ops
+        self._comparisons: dict[StepRecord, CacheComparison] = {}  # UI thread only
+        self._measure_error = ""
         self._arch: KVArch | None = None
         self._calc_errors: dict[str, str] = {}
         self._filling = False
@@ -218,6 +224,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         if MODEL in changes:
             self._fill_presets()
             self._drift = None
+        if changes & {PROMPT, MODEL}:
+            self._measure_error = ""
         if not self._ready():
             self.state = None
             self.draw_state(None)
@@ -233,21 +241,44 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             st.bits == (self._drift.bits if self._drift is not None else None))
 
     def _ask(self, action, info: str = "") -> None:  # noqa: ANN001
-        """Run ``action(gen) -> str`` (None: nothing) on the shared generation, then measure
-        what is missing and draw the state it leaves. Plain measuring ops are keyed: a newer
-        one replaces a queued one; actions are never dropped."""
+        """Run ``action(gen) -> str`` (None: nothing) on the shared generation and draw the
+        state it leaves. Plain reading ops are keyed: a newer one replaces a queued one;
+        actions are never dropped."""
         session = self.session
-        st = self.state
-        old = dict(st.comparisons) if st is not None else {}
         log = self._drift
 
         def op(gen: Generation) -> KVState:
             said = action(gen) if action is not None else info
-            return kv_state(gen, old, log, COMPARE_PER_OP, feeds=DRIFT_FEEDS_PER_OP,
-                            info=said, notice=session.context_notice)  # fmt: skip
+            return kv_state(gen, log, feeds=DRIFT_FEEDS_PER_OP, info=said,
+                            notice=session.context_notice)  # fmt: skip
 
         self.compute_generation("state", op, then=self.draw_state,
                                 key=SYNC_KEY if action is None else None)  # fmt: skip
+
+    def _measure(self, kv: KVState) -> None:
+        """Ask for the steps not yet measured both ways (newest first, a few at a time)
+        in a thread worker beside the generation worker, so a held step key never waits
+        for them; a newer request (the next step) supersedes this one."""
+        model = self.session.model
+        todo = [rec for rec in reversed(kv.steps) if rec not in self._comparisons]
+        if model is None or not todo:
+            self.cancel_compute("measure")
+            return
+        self.compute("measure", _measure_after_a_pause, model, kv.tokens, kv.n_prompt,
+                     todo[:COMPARE_PER_OP], then=self._measured, on_error=self._measure_failed,
+                     on_progress=_ignore)  # fmt: skip
+
+    def _measured(self, found: dict | None) -> None:
+        if found is None:
+            return  # cancelled by a newer request
+        self._comparisons.update(found)
+        self.draw_state(None)
+        if self.state is not None:
+            self._measure(self.state)  # the next few, until every step is measured
+
+    def _measure_failed(self, message: str) -> None:
+        self._measure_error = f"Could not measure a step both ways: {message}"
+        self.draw_state(None)
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -256,6 +287,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         their measurements (a few per op, so a held step key never waits for old ones)."""
         if state is not None:
             self.state = state
+            kept = set(state.steps)  # a rewind or a new prompt drops what it measured
+            self._comparisons = {r: c for r, c in self._comparisons.items() if r in kept}
         if not self._ready():
             self._put(self._status, self._waiting_text())
             return
@@ -268,8 +301,11 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         self._draw_arrays(kv)
         self._draw_compare(kv)
         self._draw_quant(kv)
-        if state is not None and state.behind and not self.is_computing("state"):
-            self._ask(None)
+        if state is not None:
+            if state.behind and not self.is_computing("state"):
+                self._ask(None)  # the quantized cache has more tokens to be fed
+            if not self._measure_error:
+                self._measure(state)
 
     def _show_message(self, kv: KVState) -> None:
         lines = []
@@ -283,8 +319,9 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
                                        tail))  # fmt: skip
         elif kv.info:
             lines.append(Text(kv.info, style="bold"))
-        if kv.message:
-            lines.append(Text(kv.message, style="bold"))
+        for message in (kv.message, self._measure_error):
+            if message:
+                lines.append(Text(message, style="bold"))
         if kv.notice:
             lines.append(Text(kv.notice, style="italic"))
         self._message.display = bool(lines)
@@ -393,7 +430,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         """The newest step both ways, the recent steps in a table and the totals; with the
         cache off, the table lists the work without it (the cached figures only as what
         the cache would have saved)."""
-        comps = kv.measured
+        comps = [self._comparisons[rec] for rec in kv.steps if rec in self._comparisons]
+        missing = 0 if self._measure_error else kv.n_steps - len(comps)
         self.shown.comparisons = comps
         out = Text(no_wrap=True, overflow="ellipsis")
         if not comps:
@@ -452,8 +490,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
                 out.append(f"{n} without a cache: {_m(um)} M multiply-adds, {_ms(ut)} ms;\n"
                            f"the cache would have needed {_m(cm)} M ({um / cm:.1f}× fewer).",
                            style="bold")  # fmt: skip
-        if kv.missing:
-            out.append(f"\nmeasuring {kv.missing} more step{'s' if kv.missing != 1 else ''}…",
+        if missing:
+            out.append(f"\nmeasuring {missing} more step{'s' if missing != 1 else ''}…",
                        style="italic")  # fmt: skip
         self._put(self._compare, out)
         xs = [c.index for c in comps]
@@ -705,6 +743,20 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         select = self.query_one("#kv-preset", Select)
         select.focus()
         select.scroll_visible(top=True)
+
+
+def _ignore(_report: object) -> None:
+    """Measuring reports no progress on screen (the task is there to cancel it)."""
+
+
+def _measure_after_a_pause(model, tokens, n_prompt, records, task):  # noqa: ANN001, ANN202
+    """:func:`~llm_anatomy_tui.views.kv_inspect.measure_records` once no newer request came
+    for :data:`CATCH_UP_DELAY` seconds: while a step key is held each step cancels the last
+    request, so the forward passes a measurement costs never compete with the steps."""
+    time.sleep(CATCH_UP_DELAY)
+    if task.cancelled:
+        return None
+    return measure_records(model, tokens, n_prompt, records, task)
 
 
 # -- generation actions (run in the app's generation worker) ----------------------------------

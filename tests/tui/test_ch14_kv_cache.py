@@ -363,3 +363,17 @@ async def test_status_counts_the_prefill_token_and_the_decode_steps():
         await drain(pilot)
         table = static_text(screen, "#kv-compare")
         assert "3 decode steps" in table  # steps 1–3; step 0 was the prefill
+
+
+async def test_every_step_is_measured_both_ways_once_the_keys_stop():
+    """Steps are measured beside the generation worker, a few at a time: after a burst of
+    steps and a settle, every step has its measurement (newest first, none twice)."""
+    app = model_app("kv-cache", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_kv(pilot)
+        await pilot.press(*["s"] * 9)
+        await drain(pilot)
+        gen = app.session.current_generation
+        comps = screen.shown.comparisons
+        assert [c.index for c in comps] == list(range(9)) == [r.index for r in gen.steps]
+        assert "measuring" not in static_text(screen, "#kv-compare")
