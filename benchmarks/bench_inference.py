@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm_anatomy_tui.core import model as model_module  # noqa: E402
+from llm_anatomy_tui.core import blas  # noqa: E402
 from llm_anatomy_tui.core.config import LlamaConfig  # noqa: E402
 from llm_anatomy_tui.core.generation import (  # noqa: E402
     Generation,
@@ -185,12 +185,13 @@ def weight_bytes_per_token(model: Model) -> int:
 
 @contextlib.contextmanager
 def all_blas_threads():
-    """Let OpenBLAS use every thread inside the core (not its default), for comparison."""
-    model_module.SINGLE_THREAD_BLAS = False
+    """Let OpenBLAS use every thread for every model (small ones run on one by default)."""
+    before = blas.SMALL_MODEL_BYTES
+    blas.SMALL_MODEL_BYTES = -1
     try:
         yield
     finally:
-        model_module.SINGLE_THREAD_BLAS = True
+        blas.SMALL_MODEL_BYTES = before
 
 
 def measure_model(model: Model, repeats: int, steps: int) -> tuple[list[Row], float]:

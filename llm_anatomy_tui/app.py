@@ -31,6 +31,7 @@ from .chapters.base import (
     GenerationOp,
     SessionChanged,
 )
+from .chapters.glossary import GlossaryCommands, GlossaryScreen
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
 
@@ -46,7 +47,7 @@ class LLMAnatomyApp(App[None]):
 
     TITLE = "llm-anatomy"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {ChapterCommands}
+    COMMANDS = App.COMMANDS | {ChapterCommands, GlossaryCommands}
 
     def __init__(
         self,
@@ -251,6 +252,11 @@ class LLMAnatomyApp(App[None]):
 
         self.push_screen(ContentsScreen(self.current_mode), chosen)
 
+    def action_glossary(self, query: str = "") -> None:
+        """Open the glossary over the current screen (Esc returns to it unchanged)."""
+        if not isinstance(self.screen, GlossaryScreen):
+            self.push_screen(GlossaryScreen(query))
+
     def action_help(self) -> None:
         screen = self.screen
         title = self.current_chapter.label
@@ -297,8 +303,12 @@ class LLMAnatomyApp(App[None]):
 _SLUGS = frozenset(c.slug for c in CHAPTERS)
 
 
-def run_app(chapter: int | str | None = None, prompt: str | None = None) -> int:
-    """Run the app until the person quits; returns the exit status."""
-    app = LLMAnatomyApp(chapter=chapter, prompt=prompt)
+def run_app(
+    chapter: int | str | None = None, prompt: str | None = None, model: str | None = None
+) -> int:
+    """Run the app until the person quits; returns the exit status. ``model``: a model
+    directory or .gguf file to open instead of ``$LLM_ANATOMY_MODEL`` / the default."""
+    session = Session(DEFAULT_PROMPT, model_dir=model) if model is not None else None
+    app = LLMAnatomyApp(chapter=chapter, prompt=prompt, session=session)
     app.run()
     return app.return_code or 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -23,7 +24,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-_APP_OPTIONS_WITH_VALUE = ("--chapter", "-c", "--prompt", "-p")
+_APP_OPTIONS_WITH_VALUE = ("--chapter", "-c", "--prompt", "-p", "--model", "-m")
 
 
 def needs_commands(argv: Sequence[str]) -> bool:
@@ -65,6 +66,13 @@ def build_parser(with_commands: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--prompt", "-p", metavar="TEXT", help="start the app with this prompt already typed"
     )
+    parser.add_argument(
+        "--model",
+        "-m",
+        metavar="PATH",
+        help="open this model: a Hugging Face directory (config.json + safetensors) or a "
+        ".gguf file (default: $LLM_ANATOMY_MODEL, else the shipped anatomy-mini)",
+    )
     if not with_commands:
         parser.set_defaults(command=None)
         return parser
@@ -92,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise CommandError(str(exc)) from None
             from .app import run_app
 
-            return run_app(chapter=args.chapter, prompt=args.prompt)
+            if args.model is not None and not os.path.exists(args.model):
+                raise CommandError(f"model not found: {args.model}")
+            return run_app(chapter=args.chapter, prompt=args.prompt, model=args.model)
         return args.run(args)
     except CommandError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

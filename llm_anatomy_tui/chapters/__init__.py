@@ -107,6 +107,13 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
                 "Fewer bits per weight: the grid, the error, the model.",
                 "c15_quantization:QuantizationScreen",
             ),
+            Chapter(
+                16,
+                "closing",
+                "Closing",
+                "The whole path on your prompt, the lenses, what next.",
+                "c16_closing:ClosingScreen",
+            ),
         ],
         key=lambda c: c.number,
     )

@@ -66,10 +66,13 @@ The contract
   ``-narrow``/``-wide`` classes. The chapter must work from 40×12 up (scroll rather than
   clip), look right at 80×24, and every panel must be reachable by keyboard (put the body
   in a focusable ``VerticalScroll``).
-- **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, digits, quit) are
-  inherited; add your own in ``BINDINGS`` with ``id="<slug>.<name>"``, a short
-  description and a tooltip: the footer and the help screen are generated from them.
-  Letter keys are swallowed while the prompt has focus; Esc leaves the prompt.
+- **Keys.** :data:`NAV_BINDINGS` (next/previous, contents, help, prompt, glossary F2/G,
+  explain F3/E, digits, quit) are inherited; add your own in ``BINDINGS`` with
+  ``id="<slug>.<name>"``, a short description and a tooltip: the footer and the help
+  screen are generated from them. Letter keys are swallowed while the prompt has focus;
+  Esc leaves the prompt.
+- **Explain this panel.** Every focusable widget needs a text in ``assets/explain.toml``
+  (``[<slug>.<widget id>]``; an ancestor's id covers what is inside it); a test checks.
 - **The session.** :attr:`session` is the app's :class:`~llm_anatomy_tui.core.session.Session`:
   ``session.prompt`` (str), ``session.prompt_ids(name)``, ``session.encoding(name)``
   (``"o200k_base"``, ``"cl100k_base"``, ``"model"``), ``session.model`` (a
@@ -309,6 +312,22 @@ NAV_BINDINGS: list[BindingType] = [
         "Help",
         id="nav.help",
         tooltip="All keys of this screen, and how to move around",
+    ),
+    Binding(
+        "f2,G",
+        "app.glossary",
+        "Glossary",
+        show=False,
+        id="nav.glossary",
+        tooltip="Look up a term (F2 works while typing too); Esc comes back here",
+    ),
+    Binding(
+        "f3,E",
+        "explain",
+        "Explain panel",
+        show=False,
+        id="nav.explain",
+        tooltip="What the focused panel shows, how to read it, how to check its numbers",
     ),
     Binding("q", "app.quit", "Quit", id="nav.quit", tooltip="Leave llm-anatomy"),
     *_digit_bindings(),
@@ -760,6 +779,18 @@ class ChapterScreen(Screen):
         bars = self._prompt_bars()
         if bars:
             bars[0].focus_editor()
+
+    def action_explain(self) -> None:
+        """Explain the focused panel: what it shows, how to read it, how to check it."""
+        from .explain import ExplainScreen, explanation_for
+
+        widget = self.focused  # None: nothing has focus, so explain the chapter's main panel
+        panel = explanation_for(self, self.chapter.slug, widget)
+        if panel is None:
+            where = f"this panel (#{widget.id})" if widget is not None else "this chapter"
+            self.notify(f"No explanation for {where} yet.", timeout=3)
+            return
+        self.app.push_screen(ExplainScreen(panel))
 
     def action_leave_prompt(self) -> None:
         self.focus_body()

@@ -9,9 +9,11 @@ Policies (each a one-line error, exit status 2, unless noted):
   (no silent truncation); generation that fills the window stops there, with a note on
   stderr (exit status 0);
 - ``--max-tokens`` must be at least 1; sampling settings out of range are errors;
-- the model is ``--model DIR`` or the shipped default; a missing or broken model
-  (corrupt safetensors, a missing tensor, NaN weights, an unsupported config) is an error
-  naming the problem.
+- the model is ``--model PATH`` (a Hugging Face directory or a ``.gguf`` file), else
+  ``$LLM_ANATOMY_MODEL``, else the shipped default; a missing or broken model (corrupt
+  weights, a missing tensor, NaN weights, an unsupported config or architecture, a model
+  too large for memory) is an error naming the problem. The prompt is encoded with the
+  model's own tokenizer, after its BOS token when the model adds one.
 
 Text goes to stdout as soon as it is final: a half UTF-8 character, or text that could
 still turn out to be a stop sequence, waits for the next token. ``--json`` prints one
@@ -26,10 +28,13 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.formats import open_model
 from ..core.generation import STOP_CONTEXT_FULL, Generation, StepRecord
-from ..core.model import ModelLoadError, default_model_dir, load_model
+from ..core.model import ModelLoadError, default_model_dir
+from ..core.model_tokenizer import encoding_for
 from ..core.sampling import SamplingError, SamplingSettings
-from ..core.tokenizers import MODEL_VOCAB_SIZE, TokenizerAssetError, load_encoding
+from ..core.session import MODEL_DIR_ENV
+from ..core.tokenizers import TokenizerAssetError
 from . import CommandError
 
 NAME = "generate"
@@ -114,8 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        metavar="DIR",
-        help="model directory (config.json + model.safetensors); default: the shipped anatomy-mini",
+        metavar="PATH",
+        help="a model directory (config.json + safetensors) or a .gguf file; default: "
+        f"${MODEL_DIR_ENV}, else the shipped anatomy-mini",
     )
     parser.add_argument(
         "--no-cache",
@@ -143,16 +149,12 @@ def run(args: argparse.Namespace) -> int:
     prompt = _read_prompt(args.prompt)
     model = _load(args.model)
     try:
-        encoding = load_encoding("model")
-    except TokenizerAssetError as exc:
+        encoding = encoding_for(model)
+    except (TokenizerAssetError, ModelLoadError) as exc:
         raise CommandError(str(exc)) from None
     cfg = model.config
-    if cfg.vocab_size < MODEL_VOCAB_SIZE:
-        raise CommandError(
-            f"the model's vocabulary has {cfg.vocab_size} tokens; llm-anatomy's tokenizer "
-            f"needs {MODEL_VOCAB_SIZE} (a model trained with its own tokenizer is not supported)"
-        )
-    ids = encoding.encode(prompt, disallowed_special=())
+    prefix = encoding.prefix() if hasattr(encoding, "prefix") else []
+    ids = prefix + encoding.encode(prompt, disallowed_special=())
     window = cfg.max_position_embeddings
     if len(ids) >= window:
         raise CommandError(
@@ -227,6 +229,9 @@ def _read_prompt(arg: str) -> str:
 
 
 def _load(model_dir: str | None):
+    import os
+
+    model_dir = model_dir or os.environ.get(MODEL_DIR_ENV) or None
     if model_dir is None:
         path = default_model_dir()
         if not (path / "config.json").is_file():
@@ -237,7 +242,7 @@ def _load(model_dir: str | None):
     else:
         path = Path(model_dir)
     try:
-        return load_model(path)
+        return open_model(path)
     except ModelLoadError as exc:
         raise CommandError(str(exc)) from None
 

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ENCODING_NAMES,
         help="which tokenizer (default: o200k_base; 'model' is the model's own 8k vocabulary)",
     )
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="use this model's own tokenizer (a model directory or a .gguf file; only the "
+        "tokenizer is read)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -57,8 +63,22 @@ def _utf8_stdout() -> None:
 def run(args: argparse.Namespace) -> int:
     _utf8_stdout()
     text = _read_stdin() if args.text == "-" else args.text
+    label = ENCODING_LABELS[args.encoding]
     try:
-        encoding = load_encoding(args.encoding)
+        if args.model is not None:
+            from pathlib import Path
+
+            from ..core.formats import load_tokenizer
+            from ..core.model import ModelLoadError
+
+            try:
+                encoding = load_tokenizer(args.model)
+            except ModelLoadError as exc:
+                raise CommandError(str(exc)) from None
+            label = f"{Path(args.model).name} ({encoding.n_vocab:,} tokens)"
+            args.encoding = "model"
+        else:
+            encoding = load_encoding(args.encoding)
     except TokenizerAssetError as exc:
         raise CommandError(str(exc)) from None
     result = tokenize(encoding, text)
@@ -85,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         else ""
     )
     sys.stdout.write(
-        f"{ENCODING_LABELS[args.encoding]}: {counts.characters:,} characters, "
-        f"{counts.tokens:,} tokens{per_token}\n"
+        f"{label}: {counts.characters:,} characters, {counts.tokens:,} tokens{per_token}\n"
     )
     for piece in token_pieces(encoding, result.ids):
         sys.stdout.write(f"{piece.id}\t{piece.display}\n")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .model import Model, forward
+from .ops import log_softmax as ops_log_softmax
 
 EVAL_DIR = "eval"
 EVAL_STORIES_FILE = "tinystories_valid_first50.txt"
@@ -47,9 +48,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     >>> np.exp(log_softmax(np.array([0.0, np.log(3.0)]))).round(6).tolist()
     [0.25, 0.75]
     """
-    x = np.asarray(logits, dtype=np.float64)
-    z = x - np.max(x, axis=-1, keepdims=True)
-    return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+    return ops_log_softmax(np.asarray(logits, dtype=np.float64))
 
 
 def kl_divergence(ref_logits: np.ndarray, logits: np.ndarray) -> np.ndarray:

@@ -1,320 +1,68 @@
-"""A Llama-architecture decoder in numpy: weights, loading/saving, forward pass with trace.
+"""The forward pass of a Llama-architecture decoder, in numpy, readable in one sitting.
 
-The forward pass reads top to bottom like the diagram in chapter 0::
+It reads top to bottom like the diagram in chapter 0::
 
     tokens -> embed -> N x [RMSNorm -> GQA attention (RoPE on q, k) -> +residual
                             RMSNorm -> SwiGLU FFN -> +residual] -> RMSNorm -> logits
 
-Weights are kept under their Hugging Face names (``model.layers.0.self_attn.q_proj.weight``
-…), in Hugging Face's ``[out_features, in_features]`` layout. Internally the q/k/v
-projections of a layer are rows of one fused matrix, and gate/up likewise, so each
-projection is a single BLAS call; the HF-named tensors are contiguous row-slices (views)
-of those fused matrices, so nothing is stored twice.
+with two family variations, each one line where it happens: Qwen2 adds biases to the
+q/k/v projections, Qwen3 RMS-normalises each query and key head before RoPE.
 
 :func:`forward` runs any number of tokens (with an optional KV cache and trace); one
-cached token without a trace takes the lean path :func:`decode_token`. Models too large
-for the CPU cache decode from column-major copies of their matrices
-(:func:`decode_layout`), and every pass runs on one BLAS thread
-(:data:`SINGLE_THREAD_BLAS`) — both measured choices, explained where they are defined.
+cached token without a trace takes the lean path :func:`decode_token`. Large models
+decode from column-major storage of their matrices (:func:`decode_layout`).
+
+Everything else has its own module: the weights container (:mod:`.weights`), reading
+and writing model files (:mod:`.formats`), the KV cache (:mod:`.kv_cache`), BLAS thread
+control (:mod:`.blas`), the single operations (:mod:`.ops`). The names other modules
+import from here (``Model``, ``load_model``, ``KVCache`` …) are re-exported.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
-import json
 import math
-import struct
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from . import blas, weights
+from .blas import one_blas_thread
 from .config import ConfigError, LlamaConfig
+
+# Re-exported: the names other modules have always imported from here.
+from .formats import (
+    CONFIG_FILE,
+    DEFAULT_MODEL_NAME,
+    WEIGHTS_FILE,
+    WEIGHTS_INDEX_FILE,
+    default_model_dir,
+    load_model,
+    read_safetensors,
+    save_model,
+)
+from .kv_cache import ContextOverflowError, KVCache, LayerKV
 from .ops import (
     apply_rope,
     attention_scores,
     causal_mask,
     mix_values,
     rms_norm,
-    rope_cos_sin,
     softmax,
     swiglu,
 )
+from .weights import Layer, Model, ModelLoadError, expected_shapes, init_random
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
-
-
-class ModelLoadError(RuntimeError):
-    """A model directory cannot be used; the message names the file, tensor or field."""
-
-
-class ContextOverflowError(ValueError):
-    """More positions were asked for than the model's context window holds."""
-
-
-# -- weights -----------------------------------------------------------------------------
-
-
-@dataclass
-class Layer:
-    """One decoder block's weights (float32, HF ``[out, in]`` layout)."""
-
-    attn_norm: np.ndarray  # [d]
-    wqkv: np.ndarray  # [(H + 2*Hkv) * D, d]   rows: q_proj | k_proj | v_proj
-    wo: np.ndarray  # [d, H * D]              o_proj
-    ffn_norm: np.ndarray  # [d]
-    w_gate_up: np.ndarray  # [2 * f, d]        rows: gate_proj | up_proj
-    w_down: np.ndarray  # [d, f]                down_proj
-
-
-@dataclass
-class Model:
-    """Weights plus config. Build with :func:`load_model`, :func:`init_random` or
-    :meth:`Model.from_tensors`."""
-
-    config: LlamaConfig
-    embed: np.ndarray  # [V, d]
-    layers: list[Layer]
-    norm: np.ndarray  # [d]
-    lm_head: np.ndarray  # [V, d]; the same array as ``embed`` when embeddings are tied
-    name: str = "model"
-    _rope: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
-    _decode_layout: DecodeLayout | None = field(init=False, default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        cfg = self.config
-        positions = np.arange(cfg.max_position_embeddings)
-        self._rope = rope_cos_sin(positions, cfg.dim_head, cfg.rope_theta)  # 2 x [P, D]
-
-    def __repr__(self) -> str:
-        # Short on purpose: Textual (worker descriptions) and tracebacks call repr(), and
-        # the dataclass default would print every weight array.
-        cfg = self.config
-        return (
-            f"Model(name={self.name!r}, layers={cfg.num_hidden_layers}, "
-            f"hidden={cfg.hidden_size}, heads={cfg.num_attention_heads}/"
-            f"{cfg.num_key_value_heads}, vocab={cfg.vocab_size})"
-        )
-
-    # -- HF-named view of the weights -----------------------------------------------------
-    def tensors(self) -> dict[str, np.ndarray]:
-        """Every weight under its Hugging Face name (views, not copies)."""
-        cfg = self.config
-        q, kv, f = cfg.q_width, cfg.kv_width, cfg.intermediate_size
-        out: dict[str, np.ndarray] = {"model.embed_tokens.weight": self.embed}
-        for i, layer in enumerate(self.layers):
-            p = f"model.layers.{i}."
-            out[p + "input_layernorm.weight"] = layer.attn_norm
-            out[p + "self_attn.q_proj.weight"] = layer.wqkv[:q]
-            out[p + "self_attn.k_proj.weight"] = layer.wqkv[q : q + kv]
-            out[p + "self_attn.v_proj.weight"] = layer.wqkv[q + kv :]
-            out[p + "self_attn.o_proj.weight"] = layer.wo
-            out[p + "post_attention_layernorm.weight"] = layer.ffn_norm
-            out[p + "mlp.gate_proj.weight"] = layer.w_gate_up[:f]
-            out[p + "mlp.up_proj.weight"] = layer.w_gate_up[f:]
-            out[p + "mlp.down_proj.weight"] = layer.w_down
-        out["model.norm.weight"] = self.norm
-        if not self.config.tie_word_embeddings:
-            out["lm_head.weight"] = self.lm_head
-        return out
-
-    @classmethod
-    def from_tensors(
-        cls, config: LlamaConfig, tensors: dict[str, np.ndarray], name: str = "model"
-    ) -> Model:
-        """Build a model from HF-named arrays, checking every name, shape and value."""
-        expected = expected_shapes(config)
-        for key, shape in expected.items():
-            if key not in tensors:
-                raise ModelLoadError(f"missing tensor {key} (expected shape {list(shape)})")
-            got = tuple(tensors[key].shape)
-            if got != shape:
-                raise ModelLoadError(f"tensor {key} has shape {list(got)}, expected {list(shape)}")
-        ignorable = ("rotary_emb.inv_freq",) + (
-            ("lm_head.weight",) if config.tie_word_embeddings else ()
-        )
-        unexpected = [k for k in tensors if k not in expected and not k.endswith(ignorable)]
-        if unexpected:
-            raise ModelLoadError(
-                f"unexpected tensor {unexpected[0]} — not part of a Llama model with this config"
-            )
-
-        def get(key: str) -> np.ndarray:
-            arr = np.asarray(tensors[key], dtype=np.float32)
-            if not np.isfinite(arr).all():
-                raise ModelLoadError(f"tensor {key} contains NaN or infinite values")
-            return arr
-
-        layers = []
-        for i in range(config.num_hidden_layers):
-            p = f"model.layers.{i}."
-            layers.append(
-                Layer(
-                    attn_norm=np.ascontiguousarray(get(p + "input_layernorm.weight")),
-                    wqkv=np.concatenate(
-                        [get(p + f"self_attn.{n}_proj.weight") for n in "qkv"], axis=0
-                    ),
-                    wo=np.ascontiguousarray(get(p + "self_attn.o_proj.weight")),
-                    ffn_norm=np.ascontiguousarray(get(p + "post_attention_layernorm.weight")),
-                    w_gate_up=np.concatenate(
-                        [get(p + "mlp.gate_proj.weight"), get(p + "mlp.up_proj.weight")], axis=0
-                    ),
-                    w_down=np.ascontiguousarray(get(p + "mlp.down_proj.weight")),
-                )
-            )
-        embed = np.ascontiguousarray(get("model.embed_tokens.weight"))
-        head = embed if config.tie_word_embeddings else np.ascontiguousarray(get("lm_head.weight"))
-        return cls(
-            config=config,
-            embed=embed,
-            layers=layers,
-            norm=np.ascontiguousarray(get("model.norm.weight")),
-            lm_head=head,
-            name=name,
-        )
-
-    def with_tensors(self, replacements: dict[str, np.ndarray], name: str | None = None) -> Model:
-        """A new model with some HF-named tensors replaced (e.g. by quantized copies)."""
-        tensors = dict(self.tensors())
-        tensors.update(replacements)
-        return Model.from_tensors(self.config, tensors, name=name or self.name)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of float32 weights held (a tied embedding counted once)."""
-        return sum(t.nbytes for t in self.tensors().values())
-
-    def rope_tables(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """cos, sin rows for the given absolute positions: 2 x [T, D]."""
-        cos, sin = self._rope
-        return cos[positions], sin[positions]
-
-
-def expected_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
-    """HF tensor name -> shape for a model with this config."""
-    d, f, v = config.hidden_size, config.intermediate_size, config.vocab_size
-    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (v, d)}
-    for i in range(config.num_hidden_layers):
-        p = f"model.layers.{i}."
-        shapes[p + "input_layernorm.weight"] = (d,)
-        shapes[p + "self_attn.q_proj.weight"] = (config.q_width, d)
-        shapes[p + "self_attn.k_proj.weight"] = (config.kv_width, d)
-        shapes[p + "self_attn.v_proj.weight"] = (config.kv_width, d)
-        shapes[p + "self_attn.o_proj.weight"] = (d, config.q_width)
-        shapes[p + "post_attention_layernorm.weight"] = (d,)
-        shapes[p + "mlp.gate_proj.weight"] = (f, d)
-        shapes[p + "mlp.up_proj.weight"] = (f, d)
-        shapes[p + "mlp.down_proj.weight"] = (d, f)
-    shapes["model.norm.weight"] = (d,)
-    if not config.tie_word_embeddings:
-        shapes["lm_head.weight"] = (v, d)
-    return shapes
-
-
-def init_random(
-    config: LlamaConfig, seed: int = 0, std: float = 0.02, name: str = "random"
-) -> Model:
-    """A model with seeded random weights — for tests and benchmarks, never presented as trained.
-
-    Projections ~ N(0, std²); the output projections of each block are scaled down by
-    sqrt(2 * layers) (GPT-2 style) so the residual stream stays well-conditioned; norms = 1.
-    """
-    rng = np.random.default_rng(seed)
-    out_std = std / np.sqrt(2 * config.num_hidden_layers)
-    tensors = {}
-    for key, shape in expected_shapes(config).items():
-        if key.endswith("norm.weight") or key.endswith("layernorm.weight"):
-            tensors[key] = np.ones(shape, dtype=np.float32)
-        else:
-            scale = out_std if key.endswith(("o_proj.weight", "down_proj.weight")) else std
-            tensors[key] = rng.normal(0.0, scale, size=shape).astype(np.float32)
-    return Model.from_tensors(config, tensors, name=name)
-
-
-# -- KV cache ----------------------------------------------------------------------------
-
-
-class LayerKV:
-    """Keys (after RoPE) and values of one layer for every position seen so far.
-
-    Storage is preallocated for the whole context window; :attr:`keys` / :attr:`values`
-    are views of the filled part, so their ``nbytes`` is exactly what the cache holds.
-    """
-
-    def __init__(self, n_kv_heads: int, capacity: int, head_dim: int) -> None:
-        self._k = np.zeros((n_kv_heads, capacity, head_dim), dtype=np.float32)
-        self._v = np.zeros((n_kv_heads, capacity, head_dim), dtype=np.float32)
-        self.length = 0
-
-    @property
-    def capacity(self) -> int:
-        return self._k.shape[1]
-
-    @property
-    def keys(self) -> np.ndarray:
-        return self._k[:, : self.length]  # [Hkv, S, D]
-
-    @property
-    def values(self) -> np.ndarray:
-        return self._v[:, : self.length]  # [Hkv, S, D]
-
-    @property
-    def nbytes(self) -> int:
-        return self.keys.nbytes + self.values.nbytes
-
-    def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Store new k, v ([Hkv, T, D]) after the cached ones; return all keys and values."""
-        start = self.length
-        end = start + k.shape[1]
-        if end > self._k.shape[1]:
-            raise ContextOverflowError(
-                f"KV cache full: {start} + {k.shape[1]} positions > capacity {self.capacity}"
-            )
-        self._k[:, start:end] = k
-        self._v[:, start:end] = v
-        self.length = end
-        return self._k[:, :end], self._v[:, :end]
-
-    def truncate(self, length: int) -> None:
-        """Forget every position from ``length`` on (used to rewind generation)."""
-        self.length = max(0, min(length, self.length))
-
-
-class KVCache:
-    """One :class:`LayerKV` per block. ``length`` is the number of positions cached."""
-
-    def __init__(self, config: LlamaConfig, capacity: int | None = None) -> None:
-        capacity = capacity or config.max_position_embeddings
-        self.layers = [
-            self.make_layer(config.num_key_value_heads, capacity, config.dim_head)
-            for _ in range(config.num_hidden_layers)
-        ]
-
-    def make_layer(self, n_kv_heads: int, capacity: int, head_dim: int) -> LayerKV:
-        """Storage for one layer; subclasses return a quantized variant."""
-        return LayerKV(n_kv_heads, capacity, head_dim)
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length
-
-    @property
-    def capacity(self) -> int:
-        return self.layers[0].capacity
-
-    @property
-    def nbytes(self) -> int:
-        return sum(layer.nbytes for layer in self.layers)
-
-    def truncate(self, length: int) -> None:
-        for layer in self.layers:
-            layer.truncate(length)
+__all__ = [
+    "CONFIG_FILE", "DEFAULT_MODEL_NAME", "LAYER_TRACE_KEYS", "WEIGHTS_FILE",
+    "WEIGHTS_INDEX_FILE", "ConfigError", "ContextOverflowError", "KVCache", "Layer",
+    "LayerKV", "Model", "ModelLoadError", "Trace", "check_tokens", "decode_layout",
+    "decode_token", "default_model_dir", "expected_shapes", "forward", "init_random",
+    "load_model", "logit_lens", "one_blas_thread", "read_safetensors", "save_model",
+]  # fmt: skip
 
 
 # -- trace -------------------------------------------------------------------------------
@@ -322,8 +70,8 @@ class KVCache:
 LAYER_TRACE_KEYS: dict[str, str] = {
     "resid_in": "[T, d] residual stream entering the block",
     "attn_norm": "[T, d] RMSNorm(resid_in) — the attention's input",
-    "q": "[H, T, D] queries before RoPE",
-    "k": "[Hkv, T, D] keys before RoPE",
+    "q": "[H, T, D] queries before RoPE (+ bias for Qwen2, per-head RMSNorm for Qwen3)",
+    "k": "[Hkv, T, D] keys before RoPE (likewise)",
     "v": "[Hkv, T, D] values (never rotated)",
     "q_rope": "[H, T, D] queries after RoPE",
     "k_rope": "[Hkv, T, D] keys after RoPE",
@@ -378,10 +126,15 @@ def attention_block(
         config.dim_head,
     )
     qkv = x @ layer.wqkv.T  # [T, d] -> [T, (H + 2Hkv) * D]
+    if layer.bqkv is not None:  # Qwen2: q/k/v projections have biases
+        qkv = qkv + layer.bqkv
     q_end, k_end = n_heads * head_dim, (n_heads + n_kv) * head_dim
     q = qkv[:, :q_end].reshape(n_tokens, n_heads, head_dim).transpose(1, 0, 2)  # [H, T, D]
     k = qkv[:, q_end:k_end].reshape(n_tokens, n_kv, head_dim).transpose(1, 0, 2)  # [Hkv, T, D]
     v = qkv[:, k_end:].reshape(n_tokens, n_kv, head_dim).transpose(1, 0, 2)  # [Hkv, T, D]
+    if layer.q_norm is not None:  # Qwen3: RMSNorm over each head's D values, before RoPE
+        q = rms_norm(q, layer.q_norm, config.rms_norm_eps)
+        k = rms_norm(k, layer.k_norm, config.rms_norm_eps)
     q_rope = apply_rope(q, cos, sin)
     k_rope = apply_rope(k, cos, sin)
     if kv is not None:
@@ -472,9 +225,14 @@ def forward(
     [1, V]: generation needs nothing else, and for a large vocabulary the head is a large
     share of a prefill's work. A trace always records the logits of every position.
 
-    BLAS threads: see :data:`SINGLE_THREAD_BLAS`.
+    BLAS threads: one for a small model; for a large one, whichever of one or all its
+    decode steps measured faster (:class:`.blas.ThreadChooser`).
     """
-    with _blas_threads():
+    if cache is not None and trace is None and np.size(tokens) == 1:  # one decode step
+        ids = check_tokens(model, tokens, cache.length)
+        return decode_token(model, int(ids[0]), cache)[None, :]  # [1, V]
+    chooser = _chooser(model)
+    with blas.limit(1 if chooser is None else chooser.best()):
         return _forward(model, tokens, cache, trace, all_logits)
 
 
@@ -487,8 +245,6 @@ def _forward(
 ) -> np.ndarray:
     start = cache.length if cache is not None else 0
     ids = check_tokens(model, tokens, start)
-    if ids.size == 1 and cache is not None and trace is None:
-        return _decode_token(model, int(ids[0]), cache)[None, :]  # [1, V]
     cfg = model.config
     positions = np.arange(start, start + ids.size)
     cos, sin = model.rope_tables(positions)
@@ -513,35 +269,6 @@ def _forward(
     return logits
 
 
-SINGLE_THREAD_BLAS = True
-"""Run every forward pass with one BLAS thread (set False to let OpenBLAS use all cores).
-
-Why: OpenBLAS splits a matrix product across threads that busy-wait for each other.
-When other processes keep the cores busy — a training run, another OpenBLAS program, a
-test suite, the UI — each product waits for a descheduled helper thread. Measured on the
-project's 2-core machine with a training run in the background, one thread against all:
-cached decode of anatomy-mini 2,400 vs 120-190 tokens/s; a traced 256-token forward
-20-35 vs 100-500 ms; a 128-token prefill of the 768-wide shape 0.4 vs 2-5 s. On an idle
-machine all threads gain ~10% on small models and up to 2x on the matrix-matrix products
-of a large model's prefill; decoding, bound by memory bandwidth, gains nothing (one core
-already streams ~20 GB/s here). Robustness wins: one thread.
-"""
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager:
-    """``with one_blas_thread():`` limits numpy's OpenBLAS to one thread, then restores it.
-
-    Process-wide while active (OpenBLAS has no per-thread setting); overlapping uses from
-    several threads are counted, so the default comes back when the last one ends. A no-op
-    when numpy's BLAS is not OpenBLAS.
-    """
-    return _BLAS.one_thread()
-
-
-def _blas_threads() -> contextlib.AbstractContextManager:
-    return _BLAS.one_thread() if SINGLE_THREAD_BLAS else contextlib.nullcontext()
-
-
 def decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
     """Logits [V] for one new token at position ``cache.length``, appending its K/V.
 
@@ -550,10 +277,28 @@ def decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
     matrix-vector products against the ``[out, in]`` weights — each a contiguous row
     stream, so large models run at memory bandwidth — and as few numpy calls as
     possible, because at this size Python's per-call overhead rivals the arithmetic.
-    BLAS threads: see :data:`SINGLE_THREAD_BLAS`.
+    BLAS threads: as :func:`forward`; each step's time is fed back to the choice.
     """
-    with _blas_threads():
-        return _decode_token(model, token, cache)
+    chooser = _chooser(model)
+    if chooser is None:
+        with blas.limit(1):
+            return _decode_token(model, token, cache)
+    decode_layout(model)  # built before the clock starts: not a thread count's fault
+    threads = chooser.pick()
+    start = time.perf_counter()
+    with blas.limit(threads):
+        logits = _decode_token(model, token, cache)
+    chooser.record(threads, time.perf_counter() - start)
+    return logits
+
+
+def _chooser(model: Model) -> blas.ThreadChooser | None:
+    """The model's thread chooser, or None for a small model (always one thread)."""
+    if blas.threads_for(model.config.parameter_count() * 4) == 1:
+        return None
+    if model._blas_chooser is None:
+        model._blas_chooser = blas.ThreadChooser()
+    return model._blas_chooser
 
 
 def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
@@ -588,7 +333,12 @@ def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
     for i, (layer, kv) in enumerate(zip(model.layers, cache.layers, strict=True)):
         wt = cols.layers[i] if cols is not None else (None, None, None, None)
         qkv = _mv(layer.wqkv, wt[0], norm(x, layer.attn_norm))  # [d] -> [(H + 2Hkv) * D]
+        if layer.bqkv is not None:  # Qwen2
+            qkv += layer.bqkv
         qk = qkv[:k_end].reshape(n_heads + n_kv, head_dim)  # q heads, then k heads: [H+Hkv, D]
+        if layer.q_norm is not None:  # Qwen3: per-head RMSNorm of q and k
+            qk = np.concatenate([rms_norm(qk[:n_heads], layer.q_norm, eps),
+                                 rms_norm(qk[n_heads:], layer.k_norm, eps)])  # fmt: skip
         # RoPE (rotate-half) on every q and k head at once: x*cos + [-x2, x1]*sin.
         qk = qk * cos + qk.take(swap, axis=1) * signed_sin
         k_new = qk[n_heads:, None, :]  # [Hkv, 1, D]
@@ -597,10 +347,7 @@ def _decode_token(model: Model, token: int, cache: KVCache) -> np.ndarray:
         qg = qk[:n_heads].reshape(n_kv, group, head_dim)  # query heads grouped by K/V head
         weights = qg @ keys.transpose(0, 2, 1)  # [Hkv, G, S] scores; no mask: all S visible
         weights *= scale
-        # softmax over keys, in place (a fresh array per step costs more than the math)
-        weights -= np.maximum.reduce(weights, axis=-1, keepdims=True)
-        np.exp(weights, out=weights)
-        weights /= np.add.reduce(weights, axis=-1, keepdims=True)
+        softmax(weights, out=weights)  # over keys, in place
         heads = weights @ values  # [Hkv, G, D], i.e. [H, D] in head order
         x = x + _mv(layer.wo, wt[1], heads.reshape(q_end))  # [H*D] -> [d]
         gate_up = _mv(layer.w_gate_up, wt[2], norm(x, layer.ffn_norm))  # [d] -> [2f]
@@ -618,14 +365,15 @@ def _mv(w: np.ndarray, w_cols: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 
 # -- the decode layout -------------------------------------------------------------------
 
-DECODE_LAYOUT_MIN_BYTES = 32 * 2**20
-"""Models with more weight bytes than this decode from an [in, out] copy of the matrices
-that are at least as tall as they are wide (see :func:`decode_layout`)."""
+DECODE_LAYOUT_MIN_BYTES = weights.DECODE_LAYOUT_MIN_BYTES
+"""Models with more weight bytes than this keep the matrices that are at least as tall as
+they are wide in [in, out] (column-major) storage (see :func:`decode_layout`; a loaded
+model is built that way, :meth:`Model.from_tensors`)."""
 
 
 @dataclass(frozen=True)
 class DecodeLayout:
-    """[in, out] (column-major) copies of a model's matrices, for one-token decoding.
+    """[in, out] (column-major) storage of a model's matrices, for one-token decoding.
 
     ``layers[i]`` holds (wqkv, wo, w_gate_up, w_down) transposed, or None for a matrix
     kept in its [out, in] layout; ``head`` likewise for the output head.
@@ -639,7 +387,7 @@ _LAYOUT_LOCK = threading.Lock()
 
 
 def decode_layout(model: Model) -> DecodeLayout | None:
-    """The column-major copies a large model decodes from, built on first use; None for
+    """The column-major storage a large model decodes from, made on first use; None for
     a model small enough to stay in the CPU cache.
 
     Why: decoding a token multiplies each weight matrix by one vector, so it is bound by
@@ -650,10 +398,13 @@ def decode_layout(model: Model) -> DecodeLayout | None:
     little faster. Weights cached in L3 run fast either way, so small models (and the
     trained anatomy-mini) keep the HF [out, in] layout only and pay no extra memory.
 
-    The copies double a large model's memory, and the originals are frozen (read-only)
-    when the copies are made, so an in-place weight update fails loudly instead of
-    leaving decoding with stale weights; build a new model (:meth:`Model.with_tensors`)
-    to change weights.
+    The model's matrices are *moved* to that storage, not copied: each one becomes a
+    transposed view (``layer.wqkv = cols.T``), so the HF ``[out, in]`` view, every
+    multi-token product (``x @ w.T`` reads the C-contiguous ``cols``) and the decode step
+    share one buffer and memory does not double (SmolLM2-135M: 1.6 GB peak with copies,
+    see ``benchmarks/bench_byom.py`` for the figure without). The storage is read-only, so
+    an in-place weight update fails loudly; build a new model
+    (:meth:`Model.with_tensors`) to change weights.
     """
     if model.config.parameter_count() * 4 <= DECODE_LAYOUT_MIN_BYTES:
         return None
@@ -664,20 +415,31 @@ def decode_layout(model: Model) -> DecodeLayout | None:
     return model._decode_layout
 
 
+_MATRICES = ("wqkv", "wo", "w_gate_up", "w_down")
+
+
 def _build_decode_layout(model: Model) -> DecodeLayout:
     def cols(w: np.ndarray) -> np.ndarray | None:
         if w.shape[0] < w.shape[1]:  # wider than tall: rows stream faster (measured)
+            w.flags.writeable = False
             return None
-        w.flags.writeable = False  # the copy below must not go stale
-        t = np.ascontiguousarray(w.T)  # [out, in] -> [in, out]
+        t = w.T if w.T.flags.c_contiguous else np.ascontiguousarray(w.T)  # [in, out]
         t.flags.writeable = False
         return t
 
-    layers = [
-        tuple(cols(w) for w in (layer.wqkv, layer.wo, layer.w_gate_up, layer.w_down))
-        for layer in model.layers
-    ]
-    return DecodeLayout(layers, cols(model.lm_head))
+    layers = []
+    for layer in model.layers:
+        moved = tuple(cols(getattr(layer, name)) for name in _MATRICES)
+        for name, t in zip(_MATRICES, moved, strict=True):
+            if t is not None:
+                setattr(layer, name, t.T)  # the same numbers, now read through the view
+        layers.append(moved)
+    head = cols(model.lm_head)
+    if head is not None:
+        if model.lm_head is model.embed:  # tied: one matrix serves both
+            model.embed = head.T
+        model.lm_head = head.T
+    return DecodeLayout(layers, head)
 
 
 @functools.cache
@@ -691,225 +453,9 @@ def _half_swap(head_dim: int) -> tuple[np.ndarray, np.ndarray]:
     return swap, sign
 
 
-class _BlasThreads:
-    """Limit OpenBLAS (numpy's BLAS) to one thread inside ``with one_thread():``.
-
-    Uses OpenBLAS's own ``set_num_threads`` through ctypes, as ``threadpoolctl`` does; a
-    no-op when numpy's BLAS is something else or cannot be found. The setting is process
-    wide, so overlapping sections (several threads) are counted and the default thread
-    count is restored when the last one ends — never left at one thread by accident.
-    """
-
-    _SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                "openblas_set_num_threads")  # fmt: skip
-    _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                "openblas_get_num_threads")  # fmt: skip
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._active = 0
-        self._set = self._get = None
-        self._default = 1
-        self._loaded = False
-
-    def _load(self) -> None:
-        self._loaded = True
-        try:
-            with open("/proc/self/maps") as fh:  # Linux: the libraries this process loaded
-                paths = {ln.split()[-1] for ln in fh if "openblas" in ln.lower()}
-        except OSError:
-            return
-        for path in sorted(paths):
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            setter = next((getattr(lib, n) for n in self._SETTERS if hasattr(lib, n)), None)
-            getter = next((getattr(lib, n) for n in self._GETTERS if hasattr(lib, n)), None)
-            if setter is not None and getter is not None:
-                self._set, self._get, self._default = setter, getter, int(getter())
-                return
-
-    def threads(self) -> int | None:
-        """OpenBLAS's current thread count, or None if it cannot be controlled here."""
-        with self._lock:
-            if not self._loaded:
-                self._load()
-        return None if self._set is None else int(self._get())
-
-    @contextlib.contextmanager
-    def one_thread(self) -> Iterator[None]:
-        with self._lock:
-            if not self._loaded:
-                self._load()
-            if self._set is None or self._default <= 1:
-                active = False
-            else:
-                active = True
-                if self._active == 0:
-                    self._set(1)
-                self._active += 1
-        try:
-            yield
-        finally:
-            if active:
-                with self._lock:
-                    self._active -= 1
-                    if self._active == 0:
-                        self._set(self._default)
-
-
-_BLAS = _BlasThreads()
-
-
 def logit_lens(model: Model, residual: np.ndarray) -> np.ndarray:
     """What the model would predict from an intermediate residual [..., d] -> logits [..., V].
 
     Applies the final RMSNorm and the output head to a residual taken after any block.
     """
     return rms_norm(residual, model.norm, model.config.rms_norm_eps) @ model.lm_head.T
-
-
-# -- files -------------------------------------------------------------------------------
-
-_SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "F64": np.float64}
-
-
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Read a .safetensors file into float32 arrays (F32, F16 and BF16 supported).
-
-    The ``safetensors`` package does the reading; numpy has no bfloat16, so BF16 tensors
-    are read from the file's (documented, JSON) header as uint16 and widened to float32.
-    """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        header = _safetensors_header(path)
-    except FileNotFoundError:
-        raise ModelLoadError(f"no {path.name} in {path.parent}") from None
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        if not isinstance(info, dict):
-            raise ModelLoadError(f"{path.name} is not a valid safetensors file (entry {key})")
-        if info.get("dtype") not in _SAFETENSORS_DTYPES:
-            raise ModelLoadError(
-                f"tensor {key} in {path.name} has dtype {info.get('dtype')}; "
-                "supported: F32, F16, BF16, F64"
-            )
-    if any(info["dtype"] == "BF16" for k, info in header.items() if k != "__metadata__"):
-        return _read_with_bf16(path, header)
-    try:
-        raw = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path.name} is not a valid safetensors file: {exc}") from None
-    return {k: v.astype(np.float32, copy=False) for k, v in raw.items()}
-
-
-def _safetensors_header(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) != 8:
-            raise ModelLoadError(f"{path.name} is truncated (no safetensors header)")
-        (size,) = struct.unpack("<Q", head)
-        if size > 100_000_000:
-            raise ModelLoadError(
-                f"{path.name} is not a valid safetensors file (header size {size})"
-            )
-        try:
-            header = json.loads(fh.read(size))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ModelLoadError(
-                f"{path.name} is not a valid safetensors file (bad header)"
-            ) from None
-    if not isinstance(header, dict):
-        raise ModelLoadError(f"{path.name} is not a valid safetensors file (bad header)")
-    return header
-
-
-def _read_with_bf16(path: Path, header: dict) -> dict[str, np.ndarray]:
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
-    base = 8 + struct.unpack("<Q", blob[:8])[0]
-    out = {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            out[key] = _decode_tensor(blob, base, info)
-        except (KeyError, TypeError, ValueError):
-            raise ModelLoadError(
-                f"tensor {key} in {path.name} is malformed or truncated "
-                "(its data does not match its dtype, shape and offsets)"
-            ) from None
-    return out
-
-
-def _decode_tensor(blob: bytes, base: int, info: dict) -> np.ndarray:
-    """One tensor of a safetensors blob as float32 (BF16 widened by a 16-bit shift)."""
-    start, end = (int(o) for o in info["data_offsets"])
-    if not 0 <= start <= end or base + end > len(blob):
-        raise ValueError("offsets out of range")
-    buf = np.frombuffer(blob, dtype=np.uint8, count=end - start, offset=base + start)
-    dtype = info["dtype"]
-    if dtype == "BF16":
-        # bfloat16 is the top half of a float32: shift the 16 bits up, reinterpret.
-        arr = (buf.view("<u2").astype(np.uint32) << 16).view(np.float32)
-    else:
-        arr = buf.view(np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).astype(np.float32)
-    return arr.reshape([int(n) for n in info["shape"]])
-
-
-def load_model(path: str | Path) -> Model:
-    """Load a model directory (``config.json`` + ``model.safetensors`` or a sharded index)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError(f"model directory not found: {path}")
-    try:
-        config = LlamaConfig.load(path / CONFIG_FILE)
-    except ConfigError as exc:
-        raise ModelLoadError(f"{path / CONFIG_FILE}: {exc}") from None
-    index = path / WEIGHTS_INDEX_FILE
-    if (path / WEIGHTS_FILE).exists() or not index.exists():
-        tensors = read_safetensors(path / WEIGHTS_FILE)
-    else:
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
-            raise ModelLoadError(f"cannot read {index}: {exc}") from None
-        tensors = {}
-        for shard in shards:
-            tensors.update(read_safetensors(path / shard))
-    return Model.from_tensors(config, tensors, name=path.name)
-
-
-def save_model(model: Model, path: str | Path, dtype: str = "float32") -> None:
-    """Write ``config.json`` + ``model.safetensors`` the way ``transformers`` does."""
-    from safetensors.numpy import save_file
-
-    np_dtype = {"float32": np.float32, "float16": np.float16}.get(dtype)
-    if np_dtype is None:
-        raise ValueError(f"cannot save as {dtype!r}; choose float32 or float16")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    cfg_dict = model.config.to_dict() | {"torch_dtype": dtype}
-    (path / CONFIG_FILE).write_text(json.dumps(cfg_dict, indent=2) + "\n", encoding="utf-8")
-    arrays = {k: np.ascontiguousarray(v, dtype=np_dtype) for k, v in model.tensors().items()}
-    tmp = path / (WEIGHTS_FILE + ".tmp")
-    save_file(arrays, str(tmp), metadata={"format": "pt"})
-    tmp.replace(path / WEIGHTS_FILE)
-
-
-DEFAULT_MODEL_NAME = "anatomy-mini"
-
-
-def default_model_dir() -> Path:
-    """Where the shipped, trained default model lives inside the installed package."""
-    from importlib import resources
-
-    return Path(str(resources.files("llm_anatomy_tui") / "assets" / "models" / DEFAULT_MODEL_NAME))

@@ -30,20 +30,37 @@ def silu(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax; rows that are entirely -inf are not allowed.
+def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """Numerically stable softmax — the project's one reference implementation.
+
+    Every softmax in the package is this function: attention (here and in the lean decode
+    step, in place through ``out``), training's masked attention, the sampler's float64
+    distribution (called on a float64 array), the toy attention lesson. Rows that are
+    entirely -inf are not allowed.
 
     Subtracting the row maximum first keeps ``exp`` from overflowing and changes nothing:
-    softmax(x) == softmax(x - c) for any constant c.
+    softmax(x) == softmax(x - c) for any constant c. The result has ``x``'s float dtype;
+    ``out=x`` computes in place (a fresh array per decode step costs more than the math).
 
     >>> softmax(np.array([1.0, 2.0, 3.0])).round(4)
     array([0.09  , 0.2447, 0.6652])
+    >>> x = np.array([[0.0, np.log(3.0)]]); softmax(x, out=x) is x, x.round(6).tolist()
+    (True, [[0.25, 0.75]])
     """
-    e = np.exp(x - np.maximum.reduce(x, axis=axis, keepdims=True))
-    return e / np.add.reduce(e, axis=axis, keepdims=True)
+    peak = np.maximum.reduce(x, axis=axis, keepdims=True)
+    e = np.subtract(x, peak, out=out)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=axis, keepdims=True)
+    return e
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log of :func:`softmax`, computed as ``z - log Σ exp z`` with ``z = x - max x`` (so a
+    tiny probability keeps its digits instead of underflowing to log 0).
+
+    >>> np.exp(log_softmax(np.array([0.0, np.log(3.0)]))).round(6).tolist()
+    [0.25, 0.75]
+    """
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
@@ -62,14 +79,19 @@ def rope_inv_freq(head_dim: int, theta: float) -> np.ndarray:
 
 
 def rope_cos_sin(
-    positions: np.ndarray, head_dim: int, theta: float
+    positions: np.ndarray, head_dim: int, theta: float, inv_freq: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin tables for the given positions, laid out as ``transformers`` does.
 
     The angle of pair i at position m is ``m * inv_freq[i]``; the table repeats the D/2 angles
     twice (``cat(freqs, freqs)``) because rotate-half pairs dimension i with i + D/2.
+    ``inv_freq`` defaults to :func:`rope_inv_freq` (plain RoPE); a scaled RoPE (Llama 3's)
+    passes its own.
     """
-    freqs = np.outer(positions.astype(np.float32), rope_inv_freq(head_dim, theta))  # [T, D/2]
+    if inv_freq is None:
+        inv_freq = rope_inv_freq(head_dim, theta)
+    inv = np.asarray(inv_freq, dtype=np.float32)
+    freqs = np.outer(positions.astype(np.float32), inv)  # [T, D/2]
     emb = np.concatenate([freqs, freqs], axis=-1)  # [T, D]
     return np.cos(emb), np.sin(emb)
 

@@ -52,6 +52,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .ops import softmax
+
 MIN_TEMPERATURE = 1e-6
 """Smallest non-zero temperature accepted; below it sampling is greedy in all but name."""
 
@@ -452,9 +454,8 @@ def rank_tokens(values: np.ndarray) -> np.ndarray:
 
 
 def _masked_softmax(logits: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    z = np.where(keep, np.asarray(logits, dtype=np.float64), -np.inf)
-    e = np.exp(z - z.max())
-    return e / e.sum()
+    """:func:`.ops.softmax` in float64 over the kept entries (dropped ones exactly 0)."""
+    return softmax(np.where(keep, np.asarray(logits, dtype=np.float64), -np.inf))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -41,7 +41,8 @@ DEFAULT_PROMPT = "Once upon a time, there was a little robot who wanted to read.
 """The prompt a fresh session starts with (the default model was trained on short stories)."""
 
 MODEL_DIR_ENV = "LLM_ANATOMY_MODEL"
-"""Environment variable naming a model directory to load instead of the shipped default."""
+"""Environment variable naming a model (a directory or a .gguf file) to load instead of
+the shipped default."""
 
 
 class Status(enum.Enum):
@@ -96,6 +97,7 @@ class Session:
         self.model: Model | None = None
         """The loaded model, or ``None`` (see :attr:`model_state` for why)."""
         self.model_state = ResourceState(Status.LOADING, "Loading the model…")
+        self._model_loading = False
         self._lock = threading.Lock()
         # -- the shared generation (see "the generation" below) --
         self.generation_lock = threading.RLock()
@@ -166,7 +168,18 @@ class Session:
         return self._encodings
 
     def encoding(self, name: str = "model") -> tiktoken.Encoding:
-        """The named encoding, or :class:`NotReady` with a message saying why not."""
+        """The named encoding, or :class:`NotReady` with a message saying why not.
+
+        ``"model"`` is the loaded model's own tokenizer when it has one (a
+        :class:`~.model_tokenizer.ModelTokenizer`: the same methods as a tiktoken
+        encoding), else the built-in anatomy-mini vocabulary.
+        """
+        if name == "model":
+            own = getattr(self.model, "tokenizer", None)
+            if own is not None:
+                return own
+            if self._model_loading and self._model_dir is not None:
+                raise NotReady("Loading the model and its tokenizer…")
         enc = self._encodings.get(name)
         if enc is not None:
             return enc
@@ -175,6 +188,18 @@ class Session:
         if name not in self.encoding_names:
             raise NotReady(f"unknown encoding {name!r}")
         raise NotReady(self.tokenizer_state.message or "Loading tokenizers…")
+
+    def encoding_label(self, name: str) -> str:
+        """How to call an encoding on screen: ``"model"`` names the loaded model's own
+        tokenizer and its size (e.g. ``"SmolLM2-135M-Instruct (49k)"``)."""
+        from .tokenizers import ENCODING_LABELS
+
+        own = getattr(self.model, "tokenizer", None) if name == "model" else None
+        if own is not None:
+            n = own.n_vocab
+            size = f"{n / 1000:.0f}k" if n >= 10_000 else f"{n:,}"
+            return f"{self.model.name} ({size})"
+        return ENCODING_LABELS.get(name, name)
 
     def encoding_error(self, name: str) -> str | None:
         """The load error for one encoding, if it failed."""
@@ -198,9 +223,19 @@ class Session:
     def load_model(self) -> ResourceState:
         """Load the model from :attr:`model_dir` (blocking). Thread-safe.
 
-        A missing directory is not an error: the default model may not be installed yet.
+        A missing default model is not an error: it may not be installed yet. Any model
+        goes through :func:`~.formats.open_model`: the memory estimate first, then the
+        weights and the model's own tokenizer.
         """
-        from .model import ModelLoadError, load_model
+        self._model_loading = True
+        try:
+            return self._load_model()
+        finally:
+            self._model_loading = False
+
+    def _load_model(self) -> ResourceState:
+        from .formats import open_model
+        from .model import ModelLoadError
 
         path = self.model_dir
         if not path.exists():
@@ -213,13 +248,36 @@ class Session:
             )
             return self.model_state
         try:
-            model = load_model(path)
+            model = open_model(path)
         except (ModelLoadError, OSError, ValueError) as exc:
             self.model = None
             self.model_state = ResourceState(Status.FAILED, f"Could not load the model: {exc}")
             return self.model_state
         self.model = model
         self.model_state = ResourceState(Status.READY)
+        return self.model_state
+
+    def open_model(
+        self, path: str | os.PathLike[str], progress: Callable[[float], None] | None = None
+    ) -> ResourceState:
+        """Replace the model by the one at ``path`` (blocking; call it from a worker, which
+        ``progress(fraction)`` is called from as the weights load).
+
+        On success the session reads from ``path`` from now on and the shared generation
+        starts again. On failure nothing changes — the current model, its state and the
+        prompt stay — and the returned state is FAILED with a one-line message.
+        """
+        from .formats import open_model
+        from .model import ModelLoadError
+
+        try:
+            model = open_model(Path(path), progress)
+        except (ModelLoadError, OSError, ValueError, MemoryError) as exc:
+            return ResourceState(Status.FAILED, f"Could not open {path}: {exc}")
+        self._model_dir = Path(path)
+        self.model = model
+        self.model_state = ResourceState(Status.READY)
+        self.reset_generation()
         return self.model_state
 
     def require_model(self) -> Model:
@@ -285,8 +343,10 @@ class Session:
 
         Policy, for a model with a context window of ``window`` positions:
 
+        - a model whose tokenizer adds a BOS token reads it first, as it did in training;
         - an empty prompt becomes ``[<|endoftext|>]`` — the token that separated stories in
-          the training text, so the model starts a fresh story;
+          the training text, so the model starts a fresh story (or ``[BOS]`` alone, for a
+          model that starts every text with one);
         - a prompt of ``window`` tokens or more keeps only its last ``window - 1`` (the
           oldest tokens fall out of the window, as in a chat), leaving room for one new
           token; the notice says how many were dropped.
@@ -296,21 +356,26 @@ class Session:
         >>> ids, note.split(":")[0]
         ([8192], 'The prompt is empty')
         """
+        prefix = encoding.prefix() if hasattr(encoding, "prefix") else []
         ids = encoding.encode_ordinary(self._prompt)
         if not ids:
+            if prefix:
+                return prefix, (
+                    "The prompt is empty: the model reads only its start-of-text token."
+                )
             return [encoding.eot_token], (
                 "The prompt is empty: the model starts from <|endoftext|>, the token that "
                 "separated stories in its training text."
             )
-        if len(ids) >= window:
-            keep = window - 1
+        if len(ids) + len(prefix) >= window:
+            keep = window - 1 - len(prefix)
             dropped = len(ids) - keep
-            return ids[-keep:], (
+            return prefix + ids[-keep:], (
                 f"The prompt has {len(ids):,} tokens; the context window holds {window}. "
                 f"The oldest {dropped:,} fell out of the window: the model reads the last "
                 f"{keep:,}, leaving room for one new token."
             )
-        return ids, ""
+        return prefix + ids, ""
 
     def generation(self) -> Generation:
         """The shared generation for the current prompt and model, built (empty) if needed.

@@ -65,18 +65,54 @@ def softmax(xs: list[float]) -> list[float]:
     return [e / total for e in es]
 
 
-def rope(vec: list[float], position: int, theta: float) -> list[float]:
-    """Rotate pair (i, i + D/2) by angle position * theta^(-2i/D) (rotate-half layout)."""
+def rope(
+    vec: list[float], position: int, theta: float, speeds: list[float] | None = None
+) -> list[float]:
+    """Rotate pair (i, i + D/2) by angle position * theta^(-2i/D) (rotate-half layout),
+    or by position * speeds[i] when the angular speeds are given (a scaled RoPE)."""
     dim = len(vec)
     half = dim // 2
     out = [0.0] * dim
     for i in range(half):
-        angle = position * theta ** (-(2.0 * i) / dim)
+        speed = theta ** (-(2.0 * i) / dim) if speeds is None else speeds[i]
+        angle = position * speed
         c, s = math.cos(angle), math.sin(angle)
         a, b = vec[i], vec[i + half]
         out[i] = a * c - b * s
         out[i + half] = b * c + a * s
     return out
+
+
+def llama3_speeds(dim: int, theta: float, scaling: dict) -> list[float]:
+    """Llama 3.1's RoPE speeds, one pair at a time (Meta's ``apply_scaling``): a pair whose
+    wavelength is longer than original_context / low_freq_factor turns ``factor`` times
+    slower, one shorter than original_context / high_freq_factor keeps its speed, and
+    in between the two are mixed linearly in ``original_context / wavelength``."""
+    factor = scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old = scaling["original_max_position_embeddings"]
+    speeds = []
+    for i in range(dim // 2):
+        speed = theta ** (-(2.0 * i) / dim)
+        wavelength = 2 * math.pi / speed
+        if wavelength < old / high:
+            speeds.append(speed)
+        elif wavelength > old / low:
+            speeds.append(speed / factor)
+        else:
+            mix = (old / wavelength - low) / (high - low)
+            speeds.append((1 - mix) * speed / factor + mix * speed)
+    return speeds
+
+
+def config_rope(config: dict) -> tuple[float, dict | None]:
+    """theta and the llama3 scaling dict from an HF config, 4.x or 5.x spelling."""
+    params = config.get("rope_parameters") or {}
+    theta = params.get("rope_theta", config.get("rope_theta", 10000.0))
+    scaling = config.get("rope_scaling") or (
+        params if params.get("rope_type", "default") != "default" else None
+    )
+    return theta, scaling
 
 
 def attention(
@@ -134,7 +170,8 @@ def forward(
     n_kv = config["num_key_value_heads"]
     dim = config.get("head_dim") or config["hidden_size"] // n_heads
     eps = config["rms_norm_eps"]
-    theta = config["rope_theta"]
+    theta, scaling = config_rope(config)
+    speeds = llama3_speeds(dim, theta, scaling) if scaling else None
     group = n_heads // n_kv
     head = tensors.get("lm_head.weight", tensors["model.embed_tokens.weight"])
     keys = [[[] for _ in range(n_kv)] for _ in range(n_layers)]  # [layer][kv head][pos][D]
@@ -148,12 +185,25 @@ def forward(
             q = matvec(tensors[p + "self_attn.q_proj.weight"], xn, counter)
             k = matvec(tensors[p + "self_attn.k_proj.weight"], xn, counter)
             v = matvec(tensors[p + "self_attn.v_proj.weight"], xn, counter)
+            if p + "self_attn.q_proj.bias" in tensors:  # Qwen2
+                q = [a + b for a, b in zip(q, tensors[p + "self_attn.q_proj.bias"], strict=True)]
+                k = [a + b for a, b in zip(k, tensors[p + "self_attn.k_proj.bias"], strict=True)]
+                v = [a + b for a, b in zip(v, tensors[p + "self_attn.v_proj.bias"], strict=True)]
+            q_heads = [q[h * dim : (h + 1) * dim] for h in range(n_heads)]
+            k_heads = [k[g * dim : (g + 1) * dim] for g in range(n_kv)]
+            if p + "self_attn.q_norm.weight" in tensors:  # Qwen3: RMSNorm per head
+                q_heads = [
+                    rms_norm(qh, tensors[p + "self_attn.q_norm.weight"], eps) for qh in q_heads
+                ]
+                k_heads = [
+                    rms_norm(kh, tensors[p + "self_attn.k_norm.weight"], eps) for kh in k_heads
+                ]
             for g in range(n_kv):
-                keys[layer][g].append(rope(k[g * dim : (g + 1) * dim], pos, theta))
+                keys[layer][g].append(rope(k_heads[g], pos, theta, speeds))
                 values[layer][g].append(v[g * dim : (g + 1) * dim])
             merged: list[float] = []
             for h in range(n_heads):
-                qh = rope(q[h * dim : (h + 1) * dim], pos, theta)
+                qh = rope(q_heads[h], pos, theta, speeds)
                 kv = h // group
                 scores = [dot(qh, kk, counter) / math.sqrt(dim) for kk in keys[layer][kv]]
                 w = softmax(scores)

@@ -561,7 +561,7 @@ def test_single_threaded_blas_sections_always_restore_the_default(tiny_model):
     leave OpenBLAS at its default thread count afterwards."""
     import threading
 
-    from llm_anatomy_tui.core.model import _BLAS
+    from llm_anatomy_tui.core.blas import BLAS as _BLAS
 
     before = _BLAS.threads()
     errors: list[BaseException] = []

@@ -80,7 +80,9 @@ async def test_bars_are_the_real_models_next_token_distribution():
         for row, token in zip(rows, top, strict=False):
             piece = enc.decode_single_token_bytes(int(token))
             assert row.label == "".join(t for t, _ in piece_spans(piece))
-            assert row.cells["logit"] == f"{logits[token]:.4f}"
+            # the same logit to display precision (the screen's forward pass may sum in
+            # another order than this test's: a last-digit flip is float noise, not an error)
+            assert abs(float(row.cells["logit"]) - float(logits[token])) <= 0.5e-4 + 1e-5
             # the model's own probability, to display precision (within one last digit)
             assert abs(float(row.cells["p"].rstrip("%")) - probs[token] * 100) <= 0.011
         # defaults: nothing cut, p′ = p

@@ -97,7 +97,7 @@ def check_maps(app, screen: MultiHeadScreen) -> None:  # noqa: ANN001
         v = rec["v"][h // 2, : q + 1]
         top = np.argsort(-w, kind="stable")[:3]
         for row, i in zip(parts, top, strict=False):
-            np.testing.assert_allclose(row, w[i] * v[i], atol=1e-6)
+            np.testing.assert_allclose(row, w[i] * v[i], atol=1e-5)  # float32 noise
         assert parts.shape[0] == min(q + 1, 4)
 
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ops import softmax
+
 SENTENCE = "A blue car crashed into a concrete wall, it was speeding."
 """The scenario as a person reads it."""
 
@@ -162,9 +164,7 @@ def visible_keys(query: int, n: int, causal: bool) -> np.ndarray:
 
 def masked_softmax(scores: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """Softmax over the visible entries; hidden ones get exactly 0."""
-    shifted = np.where(visible, scores - scores[visible].max(), -np.inf)
-    e = np.exp(shifted)
-    return e / e.sum()
+    return softmax(np.where(visible, scores, -np.inf))
 
 
 def attend(query: int, causal: bool = False) -> ToyAttention:

@@ -164,10 +164,7 @@ def masked_softmax_forward(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     scores [..., T, S] (overwritten and returned), mask [T, S] (True = may attend).
     """
     np.copyto(scores, -np.inf, where=~mask)
-    scores -= np.max(scores, axis=-1, keepdims=True)
-    np.exp(scores, out=scores)
-    scores /= np.sum(scores, axis=-1, keepdims=True)
-    return scores
+    return softmax(scores, out=scores)
 
 
 def softmax_backward(weights: np.ndarray, dweights: np.ndarray) -> np.ndarray:
