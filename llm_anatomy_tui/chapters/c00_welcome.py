@@ -169,6 +169,7 @@ FIRST_HIGHLIGHT = CHAPTERS[1].slug if len(CHAPTERS) > 1 else None
 class WelcomeScreen(ChapterScreen):
     """The front door: a short introduction, the prompt bar, the chapters and the keys."""
 
+    CSS_PATH = "c00_welcome.tcss"
     AUTO_FOCUS = "#welcome-chapters"
     NEEDS_TOKENIZERS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
