@@ -354,10 +354,10 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append("Cache off: nothing is stored between steps (0 B).\n", style="bold")
         out.append(
-            f"Every step feeds all {t} tokens again and recomputes, in each of the "
-            f"{cfg.num_hidden_layers} layers,\n"
-            f"K and V of shape [{cfg.num_key_value_heads}, {t}, {cfg.dim_head}], used once "
-            "and dropped.\n"
+            f"Every step feeds all {t} tokens again; each of the {cfg.num_hidden_layers} "
+            "layers recomputes\n"
+            f"K and V of shape [{cfg.num_key_value_heads}, {t}, {cfg.dim_head}], uses them "
+            "once and drops them.\n"
         )
         out.append(
             f"With the cache on they would be kept: {with_cache:,} B for {t} positions.\n",

@@ -63,6 +63,12 @@ async def test_kv_cache_chapter_draws_under_no_color(monkeypatch):
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.no_color
         await drain(pilot)
+        await pilot.press("c")  # the cache-off story fits too
+        await drain(pilot)
+        for selector in ("#kv-status", "#kv-arrays", "#kv-compare"):
+            _fits(app.screen, selector)
+        await pilot.press("c")
+        await drain(pilot)
         picture = app.screen.query_one("#kv-map")
         picture.scroll_visible(animate=False)
         await pilot.press("s")
@@ -118,6 +124,12 @@ async def test_80x24_chapter_14_labels_fit_and_the_model_list_does_not_wrap():
         await drain(pilot)
         for selector in ("#kv-status", "#kv-arrays", "#kv-compare", "#kv-quant", "#kv-presets"):
             _fits(app.screen, selector)
+        await pilot.press("c")  # the cache-off story fits too
+        await drain(pilot)
+        for selector in ("#kv-status", "#kv-arrays", "#kv-compare"):
+            _fits(app.screen, selector)
+        await pilot.press("c")
+        await drain(pilot)
         picture = app.screen.query_one("#kv-map")
         for line in picture.text(picture.content_region.width).splitlines():
             assert len(line) <= picture.content_region.width, line
