@@ -363,6 +363,9 @@ class ChapterHeader(Widget):
     """
 
     status: reactive[str] = reactive("")
+    weights_note: reactive[str] = reactive("")
+    """Non-empty while the session's model is a copy trained in the app (see
+    ``Session.weights_note``): the header then says "⚠ trained copy" on every screen."""
 
     def __init__(self, chapter: Chapter, position: int, built: int) -> None:
         super().__init__(id="chapter-header")
@@ -385,6 +388,8 @@ class ChapterHeader(Widget):
                 (self.chapter.title, "bold"),
             )
         right = Text(f"{self.status} " if self.status else "", style="italic")
+        if self.weights_note:
+            right = Text.assemble(("⚠ trained copy ", "bold reverse"), right)
         gap = width - left.cell_len - right.cell_len
         if gap < 1:
             left.truncate(max(0, width - 1), overflow="ellipsis")
@@ -715,6 +720,7 @@ class ChapterScreen(Screen):
         ]
         self._loading_status = f"loading {' and '.join(loading)}…" if loading else ""
         if header:
+            header.first().weights_note = getattr(s, "weights_note", "")
             self._computing_changed()
         notices = self.query(ResourceNotice)
         if not notices:

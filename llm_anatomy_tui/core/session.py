@@ -97,6 +97,12 @@ class Session:
         self.model: Model | None = None
         """The loaded model, or ``None`` (see :attr:`model_state` for why)."""
         self.model_state = ResourceState(Status.LOADING, "Loading the model…")
+        self.weights_note = ""
+        """Empty while :attr:`model` holds the weights as loaded; otherwise one short line
+        saying that a copy trained in the app replaced them (every chapter header shows it).
+        Set only by :meth:`adopt_trained` and cleared by :meth:`restore_loaded`."""
+        self._loaded_model: Model | None = None
+        self._adoptions = 0
         self._model_loading = False
         self._lock = threading.Lock()
         # -- the shared generation (see "the generation" below) --
@@ -257,6 +263,36 @@ class Session:
         self.model_state = ResourceState(Status.READY)
         return self.model_state
 
+    def adopt_trained(self, model: Model, note: str) -> None:
+        """Use ``model`` (a copy trained in the app, e.g. by chapter 12) as the session's
+        model from now on, in every chapter, until :meth:`restore_loaded`.
+
+        The loaded weights are kept aside, untouched. ``model_state`` gets a new READY
+        state carrying the note, so every screen sees a model change when it is shown.
+        """
+        if self._loaded_model is None:
+            self._loaded_model = self.model
+        self._adoptions += 1
+        self.model = model
+        self.weights_note = note
+        self.model_state = ResourceState(Status.READY, f"{note} (#{self._adoptions})")
+
+    def restore_loaded(self) -> bool:
+        """Go back to the weights as loaded; False when no trained copy was in use."""
+        if self._loaded_model is None:
+            return False
+        self.model = self._loaded_model
+        self._loaded_model = None
+        self.weights_note = ""
+        self.model_state = ResourceState(Status.READY)
+        return True
+
+    @property
+    def loaded_model(self) -> Model | None:
+        """The weights as loaded from disk (the same as :attr:`model` unless a trained
+        copy was adopted)."""
+        return self._loaded_model if self._loaded_model is not None else self.model
+
     def open_model(
         self, path: str | os.PathLike[str], progress: Callable[[float], None] | None = None
     ) -> ResourceState:
@@ -276,6 +312,7 @@ class Session:
             return ResourceState(Status.FAILED, f"Could not open {path}: {exc}")
         self._model_dir = Path(path)
         self.model = model
+        self._loaded_model, self.weights_note = None, ""  # a trained copy is dropped too
         self.model_state = ResourceState(Status.READY)
         self.reset_generation()
         return self.model_state

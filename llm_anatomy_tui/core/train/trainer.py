@@ -470,7 +470,8 @@ class Trainer:
             model = init_random(config, seed=init_seed, std=settings.init_std, name="training")
         else:
             copies = {name: arr.copy() for name, arr in start_from.tensors().items()}
-            model = Model.from_tensors(config, copies, name=start_from.name)
+            # with_tensors keeps what is not a weight: RoPE frequencies, tokenizer, source
+            model = start_from.with_tensors(copies)
         opt_state = init_state(settings.optimizer, parameters(model))
         meta = {
             "settings": settings.to_dict(),
