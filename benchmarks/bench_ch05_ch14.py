@@ -121,7 +121,7 @@ def chapter14(presses: int, rate: float, changes: int, pace: float) -> dict[str,
         term.drain(1.0)
 
         def painted(text: str, i: int) -> bool:
-            return ("OFF (every" in text) if i % 2 else ("positions, on" in text)
+            return ("OFF, nothing stored" in text) if i % 2 else ("positions, on" in text)
 
         change = time_keys(term, b"c", changes, painted, pace)
         return {"14 · held step key (s)": held, "14 · cache on/off (c)": change}

@@ -10,6 +10,7 @@ up when they are resumed). See ``chapters/base.py`` for the chapter contract.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -20,6 +21,7 @@ from functools import partial
 from textual import work
 from textual.app import App
 from textual.timer import Timer
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from .chapters import CHAPTERS, Chapter, chapter_index, find_chapter
 from .chapters.base import (
@@ -298,7 +300,9 @@ class LLMAnatomyApp(App[None]):
                 calm += 1
             else:
                 calm = 0
-                await self.workers.wait_for_complete()
+                # a superseded compute's worker ends cancelled: that is settling too
+                with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                    await self.workers.wait_for_complete()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the app did not settle within {timeout:g} s")
 

@@ -2,10 +2,11 @@
 
 Both chapters show the real model's attention on the shared context (the prompt plus
 every generated token) and must follow it the same way: build the context the shared
-generation defines, take the tracker's snapshot inline when that is cheap (a step or two
-appended, so a generation step is painted with the frame that shows it), else run the
-model in one exclusive thread worker and drop any result a newer context has overtaken;
-and keep the query cursor on the newest token until the reader moves it. Written once
+generation defines and ask for its snapshot through the base's one compute path —
+inline when the tracker can extend what it has cheaply (a step or two appended, so a
+generation step is painted with the frame that shows it), else in a thread worker (the
+base drops a result a newer context has overtaken); and keep the query cursor on the
+newest token until the reader moves it. Written once
 here so the two screens cannot drift apart; how each *draws* the snapshot stays in its
 own module.
 """
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from rich.text import Text
-from textual.worker import get_current_worker
 
 from ..core.session import NotReady
 from ..views.attention_tracker import AttentionSnapshot, AttentionTracker, token_labels
+from .generation_common import step_once
 
 if TYPE_CHECKING:
     from textual.widgets import Static
@@ -67,9 +68,8 @@ class AttentionContextMixin(_Screen):
         self.labels: list[str] = []
         """Each token of the snapshot's context as readable text."""
         self.n_prompt = 0
-        self._want: tuple[int, ...] = ()
-        """The context asked for last: a snapshot of any other context is stale."""
         self._follow = True  # the query row follows the newest token
+        self._step_said = ""  # what the last step op said (e.g. why nothing happened)
 
     # -- for the screen ------------------------------------------------------------------------
     # Each chapter defines these two; declared here for type checkers only, so a screen
@@ -105,38 +105,26 @@ class AttentionContextMixin(_Screen):
         else:
             ids, notice = s.context_ids(enc, model.config.max_position_embeddings)
             tokens, n_prompt = tuple(ids), len(ids)
-        message = s.generation_message
-        self._show_notice(" ".join(m for m in (notice, message) if m))
-        self._want = tokens
+        if changes & {"prompt", "model"}:
+            self._step_said = ""
+        self._show_notice(" ".join(m for m in (notice, self._step_said) if m))
         self.n_prompt = n_prompt
+        tracker = s.shared("attention", AttentionTracker)
         # a prefix, or a step or two appended (~1–2 ms): inline, painted with this frame
-        snap = s.shared("attention", AttentionTracker).snapshot_if_cheap(model, tokens)
+        self.compute("attention", tracker.snapshot_if_cheap, model, tokens, inline=True,
+                     then=lambda snap: self._cheap_or_run(snap, tracker, model, tokens))  # fmt: skip
+
+    def _cheap_or_run(self, snap: AttentionSnapshot | None, tracker: AttentionTracker,
+                      model, tokens: tuple[int, ...]) -> None:  # noqa: ANN001  # fmt: skip
+        """Draw the inline snapshot, or (None: not cheap) ask for it in a thread worker."""
         if snap is not None:
             self._arrived(snap)
-        else:
-            self._status.update(Text(f"Running the model on {len(tokens)} tokens…",
-                                     style="italic"))  # fmt: skip
-            self._compute(model, tokens)
-
-    def _compute(self, model, tokens: tuple[int, ...]) -> None:  # noqa: ANN001
-        """Run the model on what the tracker does not know yet, in a thread worker.
-
-        ``run_worker`` with a fixed description rather than ``@work``: the decorator
-        describes a worker by the repr of its arguments, and the repr of a model (numpy
-        arrays) takes ~40 ms. ``exclusive``: a newer context cancels the older run."""
-
-        def job() -> None:
-            snap = self.session.shared("attention", AttentionTracker).snapshot(model, tokens)
-            if not get_current_worker().is_cancelled:
-                self.app.call_from_thread(self._arrived, snap)
-
-        self.run_worker(job, name="attention", group="attention", description="attention maps",
-                        exclusive=True, thread=True, exit_on_error=False)  # fmt: skip
+            return
+        self._status.update(Text(f"Running the model on {len(tokens)} tokens…", style="italic"))
+        self.compute("attention", tracker.snapshot, model, tokens, then=self._arrived)
 
     def _arrived(self, snap: AttentionSnapshot) -> None:
-        """Take ``snap`` as the snapshot shown, unless a newer context was asked for since."""
-        if snap.tokens != self._want:
-            return  # a newer context is on its way
+        """Take ``snap`` as the snapshot shown (the base dropped any overtaken result)."""
         old = self.snapshot
         self.snapshot = snap
         # another model may have fewer layers or heads than the ones picked
@@ -159,6 +147,18 @@ class AttentionContextMixin(_Screen):
             self._notice.display = shown
             return True
         return False
+
+    def action_step(self) -> None:
+        """Take one step of the shared generation (the maps follow by themselves: every
+        screen gets a "generation" change after the op)."""
+        if self.session.model is None or not self.session.tokenizer_state.ready:
+            return
+        self.compute_generation("step", step_once, then=self._stepped)
+
+    def _stepped(self, said: str | None) -> None:
+        self._step_said = said or ""
+        if said:
+            self._show_notice(" ".join(m for m in (str(self._notice.content), said) if m))
 
     # -- the cursor ----------------------------------------------------------------------------
 

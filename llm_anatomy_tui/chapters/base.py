@@ -352,7 +352,9 @@ def _chapter_bindings(own: list[BindingType]) -> list[BindingType]:
 
 
 class ChapterHeader(Widget):
-    """One line: the chapter's number/total and title on the left, status on the right."""
+    """One line: the chapter's number, its place among the built chapters and its title on
+    the left ("Chapter 5 · 2 of 6 · Logits & sampling": the numbers follow the book and have
+    gaps, so the place is counted separately), the status on the right."""
 
     DEFAULT_CSS = """
     ChapterHeader {
@@ -368,10 +370,13 @@ class ChapterHeader(Widget):
     """Non-empty while the session's model is a copy trained in the app (see
     ``Session.weights_note``): the header then says "⚠ trained copy" on every screen."""
 
-    def __init__(self, chapter: Chapter, last_number: int) -> None:
+    def __init__(self, chapter: Chapter, position: int, built: int) -> None:
         super().__init__(id="chapter-header")
         self.chapter = chapter
-        self.last_number = last_number
+        self.position = position
+        """1-based place of this chapter among the built chapters (the welcome excluded)."""
+        self.built = built
+        """How many chapters are built (registered), the welcome screen excluded."""
 
     def render(self) -> Text:
         width = self.size.width
@@ -380,7 +385,8 @@ class ChapterHeader(Widget):
         else:
             left = Text.assemble(
                 " ",
-                (f"Chapter {self.chapter.number}/{self.last_number}", "bold"),
+                (f"Chapter {self.chapter.number}", "bold"),
+                (f" · {self.position} of {self.built}", "dim"),
                 " · ",
                 (self.chapter.title, "bold"),
             )
@@ -669,8 +675,9 @@ class ChapterScreen(Screen):
     def compose(self) -> ComposeResult:
         from . import CHAPTERS
 
-        last = max(c.number for c in CHAPTERS)
-        yield ChapterHeader(self.chapter, last)
+        built = [c for c in CHAPTERS if c.number > 0]
+        position = next((i + 1 for i, c in enumerate(built) if c is self.chapter), 0)
+        yield ChapterHeader(self.chapter, position, len(built))
         yield ResourceNotice(id="resource-notice")
         yield from self.compose_chapter()
         yield Footer(compact=True)

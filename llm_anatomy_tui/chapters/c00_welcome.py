@@ -9,6 +9,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import OptionList, Static
 
@@ -22,7 +23,8 @@ from .navigation import ChapterList
 INTRO = (
     "A real language model, opened up while it reads your text: a Llama-style transformer "
     "running in numpy — the small one trained for this project, or one you open (Ctrl+P, "
-    "Open model…). Each chapter shows one step of this path, computed on your prompt:"
+    "Open model…). Each chapter shows one step of this path, computed on your prompt (Tab "
+    "to the path, ← → to a stage, Enter opens its chapter):"
 )
 
 # The path a prompt takes, stage by stage, with the chapter that opens each stage (from
@@ -58,11 +60,15 @@ class PathDiagram:
         *,
         built_style: Style,
         plain_style: Style,
+        cursor: int | None = None,
+        cursor_style: Style | None = None,
     ) -> None:
         self.stages = stages
         self.built = built
         self.built_style = built_style
         self.plain_style = plain_style
+        self.cursor = cursor
+        self.cursor_style = cursor_style or Style(reverse=True)
 
     def _pieces(self) -> list[Text]:
         pieces: list[Text] = []
@@ -72,6 +78,8 @@ class PathDiagram:
             if number is not None and number in self.built:
                 slug = self.built[number]
                 style = self.built_style + Style(meta={"@click": f"app.goto_chapter('{slug}')"})
+                if i == self.cursor:
+                    style += self.cursor_style
                 piece = Text.assemble((label, style), (f" [{number}]", style))
             else:
                 piece = Text(label, style=self.plain_style)
@@ -100,6 +108,62 @@ class PathDiagram:
         yield Text("")
 
 
+class PathView(Static, can_focus=True):
+    """The path diagram as a focusable widget: ← → move between the stages whose chapter
+    is built, Enter opens it (a click on a stage does the same)."""
+
+    BINDINGS = [
+        Binding("left", "move(-1)", "Stage ←", id="welcome.path-previous",
+                tooltip="Move to the previous stage of the path that has a chapter"),
+        Binding("right", "move(1)", "Stage →", id="welcome.path-next",
+                tooltip="Move to the next stage of the path that has a chapter"),
+        Binding("enter", "open", "Open stage", id="welcome.path-open",
+                tooltip="Open the chapter of the stage under the cursor"),
+    ]  # fmt: skip
+
+    def __init__(self, stages: Sequence[tuple[str, int | None]], built: dict[int, str],
+                 **kwargs) -> None:  # noqa: ANN003  # fmt: skip
+        super().__init__(**kwargs)
+        self.stages = stages
+        self.built = built
+        self.stops = [i for i, (_, n) in enumerate(stages) if n is not None and n in built]
+        """Indices of the stages the cursor can rest on (their chapter is built)."""
+        self.cursor = 0
+        """Position in :attr:`stops`."""
+
+    @property
+    def chapter_slug(self) -> str | None:
+        """The slug of the chapter under the cursor (None if no stage is built)."""
+        if not self.stops:
+            return None
+        return self.built[self.stages[self.stops[self.cursor]][1]]  # type: ignore[index]
+
+    def on_mount(self) -> None:
+        self._redraw()
+
+    def on_focus(self) -> None:
+        self._redraw()
+
+    def on_blur(self) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        cursor = self.stops[self.cursor] if self.stops and self.has_focus else None
+        self.update(PathDiagram(self.stages, self.built, cursor=cursor,
+                                built_style=Style(bold=True, underline=True),
+                                plain_style=Style(dim=True)))  # fmt: skip
+
+    def action_move(self, step: int) -> None:
+        if self.stops:
+            self.cursor = (self.cursor + step) % len(self.stops)
+            self._redraw()
+
+    def action_open(self) -> None:
+        slug = self.chapter_slug
+        if slug is not None:
+            self.app.action_goto_chapter(slug)  # type: ignore[attr-defined]
+
+
 FIRST_HIGHLIGHT = CHAPTERS[1].slug if len(CHAPTERS) > 1 else None
 """The chapter highlighted when the welcome screen opens: the first real one."""
 
@@ -107,6 +171,7 @@ FIRST_HIGHLIGHT = CHAPTERS[1].slug if len(CHAPTERS) > 1 else None
 class WelcomeScreen(ChapterScreen):
     """The front door: a short introduction, the prompt bar, the chapters and the keys."""
 
+    CSS_PATH = "c00_welcome.tcss"
     AUTO_FOCUS = "#welcome-chapters"
     NEEDS_TOKENIZERS = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -118,7 +183,7 @@ class WelcomeScreen(ChapterScreen):
         with VerticalScroll(id="welcome-body"), Horizontal(id="welcome-columns"):
             with Vertical(id="welcome-left"):
                 yield Static(Text(INTRO), id="welcome-intro", classes="prose")
-                yield Static(id="welcome-path")
+                yield PathView(STAGES, {c.number: c.slug for c in CHAPTERS}, id="welcome-path")
                 yield PromptBar(
                     self.session.prompt,
                     title="Your prompt, shared by every chapter — / to type, Esc when done",
@@ -133,15 +198,6 @@ class WelcomeScreen(ChapterScreen):
                 yield Static(id="welcome-keys")
 
     def on_mount(self) -> None:
-        built = {c.number: c.slug for c in CHAPTERS}
-        self.query_one("#welcome-path", Static).update(
-            PathDiagram(
-                STAGES,
-                built,
-                built_style=Style(bold=True, underline=True),
-                plain_style=Style(dim=True),
-            )
-        )
         self.call_after_refresh(self._show_keys)
         # Focusing the chapter list scrolls it into view; a newcomer should see the
         # introduction first on a short terminal, so start at the top.

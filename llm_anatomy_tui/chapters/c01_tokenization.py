@@ -240,6 +240,7 @@ def counts_text(summary: Text, header: tuple[str, ...], rows: list[tuple[str, ..
 class TokenizationScreen(ChapterScreen):
     """Chapter 1: the shared prompt under o200k_base, cl100k_base and the model vocabulary."""
 
+    CSS_PATH = "c01_tokenization.tcss"
     AUTO_FOCUS = "#tok-body"
     HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (80, "-narrow"), (120, "-wide")]
     BINDINGS = [

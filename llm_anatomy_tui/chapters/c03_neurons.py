@@ -231,7 +231,9 @@ class NeuronsScreen(ChapterScreen):
         self.query_one("#n-notice", Static).display = bool(self.notice)
         out = Text(no_wrap=True, overflow="ellipsis")
         chips = nv.activation_chips(labels, self.acts)
-        width = max(20, self.query_one("#n-acts", Static).content_region.width or self.size.width - 4)
+        width = max(
+            20, self.query_one("#n-acts", Static).content_region.width or self.size.width - 4
+        )
         for line in nv.wrap_chips([chip.text for chip in chips], width):
             for k, i in enumerate(line):
                 chip = chips[i]

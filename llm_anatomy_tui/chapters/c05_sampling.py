@@ -3,24 +3,24 @@
 The bars are the model's scores for the next token after the shared prompt and the steps
 taken so far: raw logit, probability, the logit after penalties and temperature, and the
 probability after the filters (or which filter cut the token). Under them, the seeded
-uniform draw against the cumulative distribution. Settings are typed into number fields
-and change the bars as they are typed: each edit submits a *keyed* preview op to the
-shared generation worker, so only the newest edit is ever computed.
+uniform draw against the cumulative distribution.
+
+Every change — a prompt edit, a setting typed, a step, a step taken in another chapter —
+asks for one thing through the base's one compute path: ``compute_generation("state", op)``,
+where the op (run in the app's generation worker) does what was asked and returns a
+:class:`~llm_anatomy_tui.views.sampling_view.SamplingState`, a snapshot of the generation
+and the preview of its next step. :meth:`SamplingScreen.draw_state` draws it. Settings are
+the session's (set on the UI thread as they are typed); they apply from the next step on.
 
 All numbers in a row come from :func:`~llm_anatomy_tui.views.sampling_view.sampling_table`:
 every probability is the softmax of the rounded logits printed beside it, so the table
 can be checked with a calculator (``p = exp(logit - lse)``).
-
-The shared generation is touched only by ops run in the app's generation worker; the
-results an op computes for this screen (a :class:`Preview`) are handed over by one
-attribute assignment and drawn when the "generation" change arrives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import events
@@ -29,149 +29,41 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
-from ..core.generation import GenerationStopped
+from ..core.generation import Generation, StepRecord
 from ..core.sampling import SamplingResult, SamplingSettings
 from ..core.session import NotReady
 from ..views.readout import LOGIT_DECIMALS, PERCENT_DECIMALS
+from ..views.sampling_text import EXPLAINER, FIELDS, LEAD, explainer_texts
 from ..views.sampling_view import (
     SETTING_FIELDS,
+    SamplingState,
     SamplingTable,
     SettingError,
+    generation_key,
     parse_count,
     parse_seed,
     parse_settings,
     parse_stops,
+    penalty_rule,
+    sampling_state,
     sampling_table,
     settings_fields,
 )
 from ..views.token_pieces import piece_spans
 from ..widgets.bar_chart import BarChart, BarColumn, CumulativeStrip
 from ..widgets.prompt_bar import PromptBar
-from .base import GENERATION, MODEL, PROMPT, ChapterScreen
-from .generation_common import GenerationChapterMixin, step_once, stopped_message
-
-if TYPE_CHECKING:
-    from ..core.generation import Generation, StepRecord
+from .base import MODEL, PROMPT, ChapterScreen
+from .generation_common import GenerationChapterMixin, stopped_message
 
 TOP_N = 20
 """Rows in the bar table (the chosen token is added if it ranks lower)."""
 
 PREVIEW_KEY = "sampling.preview"
+"""Queued previews replace each other: only the newest settings are computed."""
 
-LEAD = (
-    "The model's last layer scores every token of its vocabulary; softmax turns the scores "
-    "into probabilities, and a sampler picks one. The settings reshape the distribution "
-    "before the pick; the bars show the result live."
-)
-
-EXPLAINER: tuple[tuple[str, str], ...] = (
-    (
-        "Logits",
-        "The model ends with one score per vocabulary entry: {vocab} numbers for {name}, "
-        "called logits. They are not probabilities. Only their differences matter: adding "
-        "the same amount to all of them changes nothing below.",
-    ),
-    (
-        "Softmax, and how to check it",
-        "p = exp(logit − lse), where lse (the log-sum-exp) is the one number that makes all "
-        "{vocab} probabilities add up to 1. Any two rows compare as p₁ / p₂ = exp(logit₁ − "
-        "logit₂): one unit more logit makes a token e ≈ 2.718 times as likely. The table's "
-        "probabilities are computed from the rounded logits it prints, so a calculator "
-        "agrees with every row.",
-    ),
-    (
-        "Temperature",
-        "Every logit is divided by T before the softmax. Below 1 the gaps grow and the "
-        "favourite wins more often; above 1 they shrink and long shots get a chance; at "
-        "T = 100 the distribution is nearly flat. T = 0 is read as greedy: always take the "
-        "top token, no random number at all.",
-    ),
-    (
-        "Filters and renormalising",
-        "top-k keeps the k best tokens (0 = off). top-p keeps the fewest best tokens whose "
-        "probabilities reach p (1 = off; 0 keeps only the best). min-p keeps tokens at least "
-        "m times as likely as the best (0 = off). The survivors are renormalised: each is "
-        "divided by the probability they hold together, so they add up to 1 again — that "
-        "is the p′ column, exp(z − lse′) with lse′ summed over the survivors only.",
-    ),
-    (
-        "Penalties",
-        "They lower the logits of tokens already in the context (prompt and output). "
-        "Repetition r divides a positive logit by r and multiplies a negative one; "
-        "frequency f subtracts f for every earlier use; presence q subtracts q once. They "
-        "break loops, and also punish names a story is supposed to repeat.",
-    ),
-    (
-        "The draw",
-        "The survivors are laid end to end on the line from 0 to 1, most likely first, each "
-        "as wide as its probability. A uniform random number u falls into one of them. Step "
-        "t always draws from its own generator, seeded with (seed, t): replaying gives the "
-        "same tokens, and branching changes later tokens only through what the model "
-        "reads, never through the dice.",
-    ),
-    (
-        "When it stops",
-        "At the end-of-text token, when a stop sequence appears in the output (the text is "
-        "cut just before it), or when the context window is full: {name} reads at "
-        "most {context} positions, prompt included.",
-    ),
-)
-
-
-def explainer_texts(model: object) -> list[str]:
-    """The explainer's paragraphs with the loaded model's name, vocabulary and context
-    (anatomy-mini's until a model is loaded).
-
-    >>> explainer_texts(None)[0][:60]
-    'The model ends with one score per vocabulary entry: 8,193 nu'
-    """
-    cfg = getattr(model, "config", None)
-    values = {
-        "name": getattr(model, "name", None) or "anatomy-mini",
-        "vocab": f"{cfg.vocab_size:,}" if cfg is not None else "8,193",
-        "context": f"{cfg.max_position_embeddings:,}" if cfg is not None else "256",
-    }
-    return [body.format(**values) for _, body in EXPLAINER]
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    key: str
-    label: str
-    placeholder: str
-    tooltip: str
-
-
-FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("temperature", "temp", "1", "Temperature T ≥ 0: logits are divided by T. 0 = greedy."),
-    FieldSpec("top_k", "top-k", "0 off", "Keep the k most likely tokens; 0 = off."),
-    FieldSpec("top_p", "top-p", "1 off", "Keep the fewest tokens whose mass reaches p (0–1); 1 = off."),
-    FieldSpec("min_p", "min-p", "0 off", "Keep tokens with p ≥ m × the top p (0–1); 0 = off."),
-    FieldSpec("repetition_penalty", "rep", "1 off",
-              "Repetition penalty r > 0 on tokens in context; 1 = off."),
-    FieldSpec("frequency_penalty", "freq", "0 off",
-              "Subtract f × (uses so far) from a token's logit; 0 = off."),
-    FieldSpec("presence_penalty", "pres", "0 off",
-              "Subtract q once from every token already used; 0 = off."),
-    FieldSpec("stops", "stop", "none",
-              "Stop sequences, separated by |; \\n is a newline. Empty = none."),
-    FieldSpec("seed", "seed", "0", "Seed of the draws (a whole number ≥ 0)."),
-    FieldSpec("count", "N", "10", "How many tokens g generates."),
-)  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class Preview:
-    """What the next step would do with some settings (computed by a generation op)."""
-
-    gen: Generation
-    n_steps: int
-    settings: SamplingSettings
-    seed: int
-    stops: tuple[str, ...]
-    result: SamplingResult | None
-    table: SamplingTable | None
-    message: str = ""
+Action = Callable[[Generation], str]
+"""What a key does to the shared generation (in the generation worker); returns what to
+say about it ("" for nothing)."""
 
 
 @dataclass(frozen=True)
@@ -245,15 +137,9 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
 
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
-        self._settings: SamplingSettings = SamplingSettings()
-        self._seed = 0
-        self._stops: tuple[str, ...] = ()
         self._count = 10
         self._errors: dict[str, str] = {}
         self._view: int | None = None  # None: the next step
-        self._preview: Preview | None = None  # written by generation ops
-        self._requested: tuple | None = None
-        self._info = ""  # written by generation ops (replay, branch …)
         self._last_temperature = 1.0
         self._details = False
         self._labels: dict[int, str] = {}
@@ -261,6 +147,9 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         self._syncing_fields = False
         self._text_key: tuple | None = None
         self._drawn: tuple | None = None
+        self._failed: tuple | None = None
+        self.state: SamplingState | None = None
+        """The newest snapshot of the shared generation drawn (None before the first)."""
         self.shown: Shown | None = None
         """What the bars show (None while nothing can be shown)."""
 
@@ -308,12 +197,9 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         self._draw_line = self.query_one("#s-draw", Static)
         self._stages = self.query_one("#s-stages", Static)
         self._inputs = {spec.key: self.query_one(f"#s-{spec.key}", SettingInput) for spec in FIELDS}
-        s = self.session
-        self._settings = s.sampling
-        self._seed = s.seed
-        self._last_temperature = s.sampling.temperature or 1.0
+        self._last_temperature = self.session.sampling.temperature or 1.0
         self._fill_fields()
-        self._apply_details_class()
+        self.set_class(self._details, "-details")
 
     def on_resize(self) -> None:
         # the running text is wrapped to the width by hand: wrap it again
@@ -321,27 +207,26 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
 
     def _rewrap(self) -> None:
         self._text_key = None
-        if self._ready():
-            self._draw_text(self.session.current_generation)
+        self._draw_text()
 
     def _fill_fields(self) -> None:
-        """Write the current settings into the fields (without treating it as typing)."""
+        """Write the session's settings into the fields (without treating it as typing)."""
+        s = self.session
         self._syncing_fields = True
         try:
-            texts = settings_fields(self._settings)
-            for key, text in texts.items():
+            for key, text in settings_fields(s.sampling).items():
                 self._inputs[key].value = text
             self._inputs["stops"].value = "|".join(
-                s.replace("\n", "\\n").replace("\t", "\\t") for s in self._stops
+                x.replace("\n", "\\n").replace("\t", "\\t") for x in s.stop_sequences
             )
-            self._inputs["seed"].value = str(self._seed)
+            self._inputs["seed"].value = str(s.seed)
             self._inputs["count"].value = str(self._count)
         finally:
             self._syncing_fields = False
 
     _FIXED_HEIGHT = frozenset({"s-status", "s-text", "s-norm"})
 
-    # -- session ---------------------------------------------------------------------------
+    # -- asking: every change goes through compute_generation --------------------------------
 
     def session_changed(self, changes: frozenset[str]) -> None:
         if MODEL in changes:  # the prose names the loaded model's sizes
@@ -350,106 +235,90 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         if changes & {PROMPT, MODEL}:
             self._view = None
             self._record_tables.clear()
-            self._info = ""
-        elif GENERATION in changes:
-            gen = self.session.current_generation
-            if gen is not None and self._view is not None and self._view >= len(gen.steps):
-                self._view = None
-        self.refresh_view()
-
-    def _label(self, token: int) -> str:
-        label = self._labels.get(token)
-        if label is None:
-            try:
-                raw = self.session.encoding("model").decode_single_token_bytes(token)
-            except (KeyError, NotReady):
-                raw = b""
-            label = "".join(text for text, _ in piece_spans(raw)) if raw else f"#{token}"
-            self._labels[token] = label
-        return label
-
-    def _want(self, gen: Generation | None) -> tuple:
-        n = len(gen.steps) if gen is not None else -1
-        return (gen, n, self._settings, self._seed, self._stops)
-
-    def _matches(self, pv: Preview | None, gen: Generation | None) -> bool:
-        return (
-            pv is not None
-            and gen is not None
-            and (pv.gen, pv.n_steps, pv.settings, pv.seed, pv.stops) == self._want(gen)
-        )
-
-    def _request_preview(self, gen: Generation | None) -> None:
-        want = self._want(gen)
-        if want == self._requested:
+        if not self._ready():
+            self.state = self.shown = None
+            self.draw_state(None)
             return
-        self._requested = want
-        self.submit_generation(self._op(None), key=PREVIEW_KEY)
+        if changes & {PROMPT, MODEL} or not self._up_to_date():
+            self._ask(None)
 
-    # -- generation ops (run in the app's generation worker) ---------------------------------
+    def _up_to_date(self) -> bool:
+        """Whether the state drawn (or asked for) is the shared generation's state now."""
+        s = self.session
+        gen = s.current_generation
+        if gen is None:
+            return False
+        now = generation_key(gen)
+        want = (now[:3], s.sampling, s.seed, s.stop_sequences)
+        if self._failed == (s.prompt_revision, want):
+            return True  # it failed for exactly this: asking again would fail again
+        st = self.state
+        return st is not None and (st.key[:3], st.settings, st.seed, st.stops) == want
 
-    def _apply(self, gen: Generation, settings: SamplingSettings, seed: int,
-               stops: tuple[str, ...]) -> None:  # fmt: skip
+    def _ask(self, action: Action | None) -> None:
+        """Run ``action`` (None: nothing, a preview) on the shared generation and draw the
+        state it leaves. Previews are keyed: a newer one replaces a queued one."""
         session = self.session
-        session.set_sampling(settings)
-        session.set_seed(seed)
-        session.set_stop_sequences(stops)
-        session.apply_settings(gen)
 
-    def _compute_preview(self, gen: Generation, settings: SamplingSettings, seed: int,
-                         stops: tuple[str, ...]) -> Preview:  # fmt: skip
-        n = len(gen.steps)
-        if gen.done:
-            return Preview(gen, n, settings, seed, stops, None, None,
-                           gen.stop.message if gen.stop else "")  # fmt: skip
-        try:
-            result = gen.preview(settings)
-        except GenerationStopped as exc:
-            return Preview(gen, n, settings, seed, stops, None, None, str(exc))
-        return Preview(gen, n, settings, seed, stops, result, sampling_table(result, top_n=TOP_N))
+        def op(gen: Generation) -> SamplingState:
+            info = action(gen) if action is not None else ""
+            return sampling_state(gen, TOP_N, info=info, notice=session.context_notice)
 
-    def _op(self, action: Callable[[Generation], str | None] | None) -> Callable:
-        """A generation op: apply the settings shown, run ``action``, preview the next step."""
-        settings, seed, stops = self._settings, self._seed, self._stops
+        key = PREVIEW_KEY if action is None else None
+        self.compute_generation("state", op, then=self.draw_state, on_error=self._op_failed,
+                                key=key)  # fmt: skip
 
-        def op(gen: Generation) -> str | None:
-            self._apply(gen, settings, seed, stops)
-            message = action(gen) if action is not None else None
-            self._preview = self._compute_preview(gen, settings, seed, stops)
-            return message
-
-        return op
-
-    def _submit(self, action: Callable[[Generation], str | None]) -> None:
-        self._info = ""
-        self.submit_generation(self._op(action))
+    def _op_failed(self, message: str) -> None:
+        s = self.session
+        gen = s.current_generation
+        now = generation_key(gen)[:3] if gen is not None else None
+        self._failed = (s.prompt_revision, (now, s.sampling, s.seed, s.stop_sequences))
+        self.notify(message, severity="warning", timeout=4)
+        self.draw_state(self.state)
 
     # -- drawing ---------------------------------------------------------------------------
 
-    def refresh_view(self) -> None:
+    def draw_state(self, state: SamplingState | None) -> None:
+        """Draw a snapshot of the shared generation (None: nothing to show yet)."""
+        if state is not None and state is not self.state:
+            self.state = state
+            if self._view is not None and self._view >= len(state.steps):
+                self._view = None
         if not self._ready():
-            self.shown = None
             self._put(self._status, self._waiting_text())
             self._clear_bars()
             self._show_message()
             return
-        gen = self.session.current_generation
-        steps = gen.steps if gen is not None else ()
-        if gen is not None and gen.done and self._view is None and steps:
-            self._view = len(steps) - 1  # nothing comes next: show the step that ended it
-        if self._view is not None:
-            rec = steps[self._view]
-            table = self._record_table(rec)
-            self.shown = Shown(self._view, True, rec.token, rec.forced, table, rec.sampling)
+        st = self.state
+        if st is not None and st.stop is not None and self._view is None and st.steps:
+            self._view = len(st.steps) - 1  # nothing comes next: show the step that ended it
+        if st is None:
+            self.shown = None
+        elif self._view is not None:
+            rec = st.steps[self._view]
+            self.shown = Shown(self._view, True, rec.token, rec.forced,
+                               self._record_table(rec), rec.sampling)  # fmt: skip
+        elif st.table is not None and st.result is not None:
+            self.shown = Shown(len(st.steps), False, st.table.chosen, False, st.table, st.result)
         else:
-            pv = self._preview
-            if not self._matches(pv, gen):
-                self._request_preview(gen)
-            if pv is not None and pv.gen is gen and pv.table is not None:
-                self.shown = Shown(pv.n_steps, False, pv.table.chosen, False, pv.table, pv.result)
-            else:
-                self.shown = None  # nothing computed for this generation yet, or it stopped
-        self._draw(gen)
+            self.shown = None  # it stopped before any step
+        self._draw_text()
+        self._draw_status()
+        self._show_message()
+        shown = self.shown
+        if shown is None:
+            self._clear_bars()
+            if st is None:
+                self._put(self._norm, Text("Reading the prompt…", style="italic"))
+            return
+        drawn = (shown.table, shown.token, shown.forced, shown.recorded, st.stops)
+        if drawn == self._drawn:
+            return  # the same step and settings as on screen: nothing to repaint
+        self._drawn = drawn
+        self._draw_bars(shown)
+        self._draw_norm(shown)
+        self._draw_strip(shown)
+        self._draw_stages(shown)
 
     def _record_table(self, rec: StepRecord) -> SamplingTable:
         cached = self._record_tables.get(rec.index)
@@ -466,28 +335,17 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         self._put(self._norm, "")
         self._draw_line.display = False
         self._put(self._stages, "")
-        self._put(self._text, "")
 
-    def _draw(self, gen: Generation | None) -> None:
-        self._draw_text(gen)
-        self._draw_status(gen)
-        self._show_message()
-        shown = self.shown
-        if shown is None:
-            if gen is None or not (gen.done and not gen.steps):
-                self._put(self._norm, Text("computing…", style="italic"))
-            else:
-                self._clear_bars()
-                self._draw_text(gen)
-            return
-        drawn = (shown.table, shown.token, shown.forced, shown.recorded, self._stops)
-        if drawn == self._drawn:
-            return  # the same step and settings as on screen: nothing to repaint
-        self._drawn = drawn
-        self._draw_bars(shown)
-        self._draw_norm(shown)
-        self._draw_strip(shown)
-        self._draw_stages(shown)
+    def _label(self, token: int) -> str:
+        label = self._labels.get(token)
+        if label is None:
+            try:
+                raw = self.session.encoding("model").decode_single_token_bytes(token)
+            except (KeyError, NotReady):
+                raw = b""
+            label = _token_label(raw, token)
+            self._labels[token] = label
+        return label
 
     def _draw_bars(self, shown: Shown) -> None:
         table = shown.table
@@ -535,26 +393,20 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
             f" = {t.lse:.{d}f} over {t.vocab:,} logits · p = exp(logit − {t.lse:.{d}f})",
         )
         if settings.greedy:
-            self._put(
-                self._norm, Text.assemble(line1, "\ngreedy: only the top token is kept, p′ = 100%")
-            )
+            line2 = "greedy: only the top token is kept, p′ = 100%"
+            self._put(self._norm, Text.assemble(line1, "\n", line2))
             return
         if not t.adjusted and t.n_kept == t.vocab:
             self._put(self._norm, Text.assemble(line1, "\nnothing cut or changed: p′ = p"))
             return
-        pen = settings.penalised
-        temp = settings.temperature
+        parts = []
         if t.adjusted:
-            inner = "logit − pen." if pen else "logit"
-            if temp == 1:
-                how = inner
-            elif pen:
-                how = f"({inner})/{temp:g}"
-            else:
-                how = f"logit/{temp:g}"
-            parts = [f"z = {how}"]
-        else:
-            parts = []
+            pen = penalty_rule(settings)
+            inner = "pen(logit)" if pen else "logit"
+            temp = settings.temperature
+            parts.append(f"z = {inner}" if temp == 1 else f"z = {inner}/{temp:g}")
+            if pen:
+                parts.append(pen + " (tokens in context)")
         parts.append(
             f"kept {t.n_kept:,} of {t.vocab:,} ({t.kept_mass * 100:.{PERCENT_DECIMALS}f}%)"
             if t.n_kept < t.vocab
@@ -562,8 +414,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         )
         z = "z" if t.adjusted else "logit"
         parts.append(f"p′ = exp({z} − {t.lse_final:.{d}f})")
-        line2 = Text(" · ".join(parts))
-        self._put(self._norm, Text.assemble(line1, "\n", line2))
+        self._put(self._norm, Text.assemble(line1, "\n", " · ".join(parts)))
 
     def _draw_strip(self, shown: Shown) -> None:
         t = shown.table
@@ -605,58 +456,60 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
             out.append(f"{stage.n_kept:>6,} tokens left\n", style=style)
             out.append(f"  {stage.note}\n", style=style)
         out.append(f"\nsettings: {result.settings.describe()}", style="italic")
-        if self._stops:
-            out.append("; stop at " + ", ".join(repr(s) for s in self._stops), style="italic")
+        if self.session.stop_sequences:
+            out.append(
+                "; stop at " + ", ".join(repr(s) for s in self.session.stop_sequences),
+                style="italic",
+            )
         self._put(self._stages, out)
 
-    def _draw_status(self, gen: Generation | None) -> None:
-        if gen is None:
+    def _draw_status(self) -> None:
+        st = self.state
+        if st is None:
             self._put(self._status, Text("Reading the prompt…", style="italic"))
             return
-        n = len(gen.steps)
-        mode = "greedy" if self._settings.greedy else f"sampling, seed {self._seed}"
+        n = len(st.steps)
+        mode = "greedy" if st.settings.greedy else f"sampling, seed {st.seed}"
         if self._view is None:
             text = Text.assemble(
                 ("Next token", "bold"),
-                f" · step {n} · {len(gen.tokens)} tokens in context, room for {gen.room} · {mode}",
+                f" · step {n} · {st.n_tokens} tokens in context, room for {st.room} · {mode}",
             )
         else:
-            rec = gen.steps[self._view]
+            rec = st.steps[self._view]
             how = "you chose it" if rec.forced else rec.sampling.settings.describe()
             text = Text.assemble(
                 (f"Step {self._view} of {n}", "bold"),
                 f" (recorded: {how}) · → later · b / Enter branches here",
             )
-        if gen.done and gen.stop is not None:
-            text = Text.assemble(("Stopped: ", "bold"), gen.stop.message, " · x drops a step")
+        if st.stop is not None:
+            text = Text.assemble(("Stopped: ", "bold"), st.stop.message, " · x drops a step")
         self._put(self._status, text)
 
-    def _draw_text(self, gen: Generation | None) -> None:
+    def _draw_text(self) -> None:
         """Prompt (dim) and generated tokens, steps alternately underlined, the one shown
         in reverse; windowed to the lines that fit around it."""
-        width = max(10, self._text.content_region.width or self.app.size.width - 2)
-        lines_avail = 3 if self.has_class("-tall") and not self.has_class("-tiny") else 2
-        if gen is None:
+        st = self.state
+        if st is None or not self._ready():
+            self._text_key = None
             self._put(self._text, "")
             return
-        steps = gen.steps
-        key = (gen, steps[-1] if steps else None, len(steps), self._view, width, lines_avail)
+        width = max(10, self._text.content_region.width or self.app.size.width - 2)
+        lines_avail = 3 if self.has_class("-tall") and not self.has_class("-tiny") else 2
+        steps = st.steps
+        key = (st.key, self._view, width, lines_avail)
         if key == self._text_key:
             return
         self._text_key = key
-        pieces: list[tuple[str, str]] = []
-        for tok in gen.prompt:
-            pieces.append((self._flow_label(tok), "dim"))
+        pieces: list[tuple[str, str]] = [(self._flow_label(tok), "dim") for tok in st.prompt]
         for rec in steps:
             style = "underline" if rec.index % 2 else ""
             if self._view is not None and rec.index == self._view:
                 style = "reverse bold"
-            label = self._flow_label(rec.token)
-            pieces.append((label, style))
+            pieces.append((self._flow_label(rec.token), style))
         if self._view is None:
             pieces.append(("▏", "bold"))  # where the next token goes
-        # which piece to keep in view
-        focus_piece = len(gen.prompt) + (self._view if self._view is not None else len(steps))
+        focus_piece = len(st.prompt) + (self._view if self._view is not None else len(steps))
         text = Text(no_wrap=False, overflow="fold")
         offsets = []
         for label, style in pieces:
@@ -697,28 +550,22 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         return label
 
     def _show_message(self) -> None:
-        lines: list[Text] = []
-        for err in self._errors.values():
-            lines.append(Text(err, style="bold red"))
-        s = self.session
-        if s.generation_message and s.current_generation is not None:
-            lines.append(Text(s.generation_message, style="bold"))
-        if s.context_notice and s.current_generation is not None:
-            lines.append(Text(s.context_notice, style="italic"))
-        pv = self._preview
-        if self._view is None and pv is not None and pv.message and pv.table is None:
-            gen = s.current_generation
-            if gen is not None and pv.gen is gen and not gen.steps:
-                lines.append(Text(f"Nothing can be generated: {pv.message}.", style="bold"))
-        if self._info:
-            lines.append(Text(self._info, style="italic"))
+        lines = [Text(err, style="bold red") for err in self._errors.values()]
+        st = self.state
+        if st is not None and self._ready():
+            if st.notice:
+                lines.append(Text(st.notice, style="italic"))
+            if st.message and st.table is None and not st.steps:
+                lines.append(Text(f"Nothing can be generated: {st.message}.", style="bold"))
+            if st.info:
+                lines.append(Text(st.info, style="bold" if "stopped" in st.info else "italic"))
         lines.extend(self._setting_notes())
         msg = self._message
         msg.display = bool(lines)
         self._put(msg, Text("\n").join(lines[:3]) if lines else "")
 
     def _setting_notes(self) -> list[Text]:
-        s = self._settings
+        s = self.session.sampling
         notes = []
         shown = self.shown
         if s.greedy:
@@ -743,9 +590,8 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         if event.input.id is None or not event.input.id.startswith("s-"):
             return
         event.stop()
-        if self._syncing_fields:
-            return
-        self._read_fields()
+        if not self._syncing_fields:
+            self._read_fields()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id and event.input.id.startswith("s-"):
@@ -753,9 +599,12 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
             self.focus_body()
 
     def _read_fields(self) -> None:
+        """Parse the fields into the session's settings (a bad field keeps its old value
+        and says why) and ask for the next step's preview with them."""
+        s = self.session
         texts = {key: inp.value for key, inp in self._inputs.items()}
         errors: dict[str, str] = {}
-        settings = self._settings
+        settings, seed, count = s.sampling, s.seed, self._count
         try:
             settings = parse_settings({f: texts[f] for f in SETTING_FIELDS})
         except SettingError as exc:
@@ -763,23 +612,27 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         try:
             seed = parse_seed(texts["seed"])
         except SettingError as exc:
-            errors["seed"], seed = str(exc), self._seed
+            errors["seed"] = str(exc)
         try:
             count = parse_count(texts["count"], 256)
         except SettingError as exc:
-            errors["count"], count = str(exc), self._count
+            errors["count"] = str(exc)
         stops = parse_stops(texts["stops"])
         for key, inp in self._inputs.items():
             inp.set_class(key in errors, "-bad")
         self._errors = errors
-        changed = (settings, seed, stops) != (self._settings, self._seed, self._stops)
-        self._settings, self._seed, self._stops, self._count = settings, seed, stops, count
+        self._count = count
+        changed = (settings, seed, stops) != (s.sampling, s.seed, s.stop_sequences)
+        s.set_sampling(settings)
+        s.set_seed(seed)
+        s.set_stop_sequences(stops)
         if settings.temperature > 0:
             self._last_temperature = settings.temperature
-        if changed:
+        if changed and self._ready():
             self._view = None  # settings act on the next step: show it
-            self._info = ""
-        self.refresh_view()
+            self._ask(None)
+        else:
+            self.draw_state(self.state)
 
     def _set_temperature(self, value: float) -> None:
         value = max(0.0, round(value, 6))
@@ -787,105 +640,80 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
 
     # -- actions ---------------------------------------------------------------------------
 
-    def action_step(self) -> None:
+    def _act(self, action: Action) -> None:
+        """Run ``action`` on the shared generation, then show the next step."""
         if not self._model_or_say():
             return
-        was_viewing = self._view is not None
         self._view = None
-        self._submit(step_once)
-        if was_viewing:  # otherwise the op's "generation" change redraws
-            self.refresh_view()
+        self._ask(action)
+        self.draw_state(self.state)
+
+    def action_step(self) -> None:
+        self._act(_step)
 
     def action_generate(self) -> None:
-        if not self._model_or_say():
-            return
         for _ in range(self._count):
             self.action_step()
 
     def action_toggle_greedy(self) -> None:
-        if self._settings.greedy:
-            self._set_temperature(self._last_temperature or 1.0)
-        else:
-            self._set_temperature(0.0)
+        greedy = self.session.sampling.greedy
+        self._set_temperature((self._last_temperature or 1.0) if greedy else 0.0)
 
     def action_hotter(self) -> None:
-        self._set_temperature(self._settings.temperature + 0.1)
+        self._set_temperature(self.session.sampling.temperature + 0.1)
 
     def action_colder(self) -> None:
-        self._set_temperature(max(0.0, self._settings.temperature - 0.1))
+        self._set_temperature(max(0.0, self.session.sampling.temperature - 0.1))
 
     def action_defaults(self) -> None:
-        self._settings = SamplingSettings()
-        self._stops = ()
+        """Every setting off, stop sequences included (a generation they stopped goes on)."""
+        s = self.session
+        s.set_sampling(SamplingSettings())
+        s.set_stop_sequences(())
         self._errors = {}
         for inp in self._inputs.values():
             inp.remove_class("-bad")
         self._fill_fields()
         self._view = None
-        self.refresh_view()
+        if self._ready():
+            self._ask(None)
 
     def action_edit(self) -> None:
         self._inputs["temperature"].focus()
 
     def action_toggle_details(self) -> None:
         self._details = not self._details
-        self._apply_details_class()
-        if not self.has_class("-wide"):  # the details replace the bars: keys follow
-            target = "#s-details" if self._details else "#s-bars"
-            self.query_one(target).focus()
-
-    def _apply_details_class(self) -> None:
         self.set_class(self._details, "-details")
+        if not self.has_class("-wide"):  # the details replace the bars: keys follow
+            self.query_one("#s-details" if self._details else "#s-bars").focus()
 
     def action_view_previous(self) -> None:
-        gen = self.session.current_generation
-        if gen is None or not gen.steps:
+        st = self.state
+        if st is None or not st.steps:
             self.notify("No steps yet: press s to take one.", timeout=2)
             return
-        index = len(gen.steps) if self._view is None else self._view
+        index = len(st.steps) if self._view is None else self._view
         if index == 0:
             self.notify("This is the first step.", timeout=2)
             return
         self._view = index - 1
-        self.refresh_view()
+        self.draw_state(st)
 
     def action_view_next(self) -> None:
-        gen = self.session.current_generation
-        if gen is None or self._view is None:
+        st = self.state
+        if st is None or self._view is None:
             return
-        if self._view + 1 < len(gen.steps):
+        if self._view + 1 < len(st.steps):
             self._view += 1
-        elif gen.done:
+        elif st.stop is not None:
             self.notify("The generation stopped here: nothing comes next.", timeout=2)
             return
         else:
             self._view = None
-        self.refresh_view()
+        self.draw_state(st)
 
     def action_replay(self) -> None:
-        if not self._model_or_say():
-            return
-
-        def replay(gen: Generation) -> str | None:
-            before = gen.generated
-            if not before:
-                return "Nothing to replay yet: take a few steps first."
-            gen.replay()
-            after = gen.generated
-            same = sum(a == b for a, b in zip(before, after, strict=False))
-            if before == after:
-                self._info = (
-                    f"Replayed {len(before)} steps with seed {gen.seed}: the same tokens again."
-                )
-            else:
-                self._info = (
-                    f"Replayed with seed {gen.seed}: {len(after) - same} of {len(after)} tokens "
-                    "differ from before (a different seed gives different draws)."
-                )
-            return None
-
-        self._view = None
-        self._submit(replay)
+        self._act(_replay)
 
     def on_bar_chart_row_chosen(self, event: BarChart.RowChosen) -> None:
         event.stop()
@@ -902,43 +730,69 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         index = shown.index
         label = self._label(token)
 
-        def branch(gen: Generation) -> str | None:
+        def branch(gen: Generation) -> str:
             if index > len(gen.steps):
                 return f"Step {index} no longer exists."
             if index == len(gen.steps):
                 if gen.done:
-                    return stopped_message(gen)
+                    return stopped_message(gen) or ""
                 gen.step(token=token)
-                self._info = f"Step {index}: took {label} by hand instead of drawing."
-                return None
+                return f"Step {index}: took {label} by hand instead of drawing."
             old = gen.steps[index].token
             dropped = len(gen.steps) - index - 1
             gen.branch(index, token)
-            was = self._label(old)
-            self._info = f"Branched at step {index}: {label} instead of {was}" + (
-                f"; the {dropped} later step{'s' if dropped != 1 else ''} were dropped."
-                if dropped
-                else "."
+            later = f"; the {dropped} later step{'s' if dropped != 1 else ''} were dropped"
+            was = _token_label(gen.piece(old), old)
+            return f"Branched at step {index}: {label} instead of {was}" + (
+                later + "." if dropped else "."
             )
-            return None
 
-        self._view = None
-        self._submit(branch)
+        self._act(branch)
 
     def action_rewind(self) -> None:
-        gen = self.session.current_generation
-        if gen is None or not gen.steps:
+        st = self.state
+        if st is None or not st.steps:
             self.notify("No steps to drop.", timeout=2)
             return
-        index = self._view if self._view is not None else len(gen.steps) - 1
+        index = self._view if self._view is not None else len(st.steps) - 1
 
-        def rewind(g: Generation) -> str | None:
-            if index >= len(g.steps):
-                return None
-            n = len(g.steps) - index
-            g.rewind(index)
-            self._info = f"Dropped {n} step{'s' if n != 1 else ''}, from step {index} on."
-            return None
+        def rewind(gen: Generation) -> str:
+            if index >= len(gen.steps):
+                return ""
+            n = len(gen.steps) - index
+            gen.rewind(index)
+            return f"Dropped {n} step{'s' if n != 1 else ''}, from step {index} on."
 
-        self._view = None
-        self._submit(rewind)
+        self._act(rewind)
+
+
+# -- generation actions (run in the app's generation worker) ----------------------------------
+
+
+def _step(gen: Generation) -> str:
+    """One step, or why there is none."""
+    if gen.done:
+        return stopped_message(gen) or ""
+    gen.step()
+    return ""
+
+
+def _replay(gen: Generation) -> str:
+    """Every step again with the current seed; says whether the tokens changed."""
+    before = gen.generated
+    if not before:
+        return "Nothing to replay yet: take a few steps first."
+    gen.replay()
+    after = gen.generated
+    if before == after:
+        return f"Replayed {len(before)} steps with seed {gen.seed}: the same tokens again."
+    same = sum(a == b for a, b in zip(before, after, strict=False))
+    return (
+        f"Replayed with seed {gen.seed}: {len(after) - same} of {len(after)} tokens "
+        "differ from before (a different seed gives different draws)."
+    )
+
+
+def _token_label(raw: bytes, token: int) -> str:
+    """A token as a bar label: its piece with visible whitespace, or ``#id`` if it has none."""
+    return "".join(text for text, _ in piece_spans(raw)) if raw else f"#{token}"

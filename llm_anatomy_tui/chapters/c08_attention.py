@@ -21,7 +21,6 @@ Below 150 columns the parts take turns (``m``); from 150 they stand side by side
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +33,20 @@ from textual.widgets import Static
 
 from ..core.lessons import toy_attention as toy
 from ..views.attention_tracker import AttentionSnapshot, context_summary
-from ..views.readout import softmax_readout
+from ..views.attention_view import (
+    SCORE_DECIMALS,
+    WEIGHT_DECIMALS,
+    KeyTable,
+    colour_top,
+    key_table,
+    toy_lines,
+    vec_text,
+)
 from ..widgets.heatmap import Heatmap
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.vector_strip import VectorStrip
 from .attention_common import AttentionContextMixin
 from .base import ChapterScreen
-
-SCORE_DECIMALS = 4
-"""Places for the real model's scores (and the softmax normaliser) in the key table."""
-WEIGHT_DECIMALS = 2
-"""Places for the real model's weights, as percentages, in the key table."""
-
 
 # -- small widgets ----------------------------------------------------------------------------
 
@@ -94,11 +95,6 @@ TOY_DIM_LABELS = ("veh", "sol", "desc", "back")
 """Column heads for the toy's four features: vehicle, solid, describes, points back."""
 
 
-def vec_text(values: np.ndarray, decimals: int = 1, width: int = 4) -> str:
-    """``[ 3.2  0.0 -0.4]``: a short vector with every number to ``decimals`` places."""
-    return "[" + " ".join(f"{v:{width}.{decimals}f}" for v in values) + "]"
-
-
 def toy_sentence(query: int, causal: bool) -> Text:
     """The sentence with the query word in brackets; words it cannot see dimmed."""
     text = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -115,48 +111,6 @@ def toy_sentence(query: int, causal: bool) -> Text:
         elif word == "speeding":
             text.append(".", style="dim" if hidden else "")
     return text
-
-
-def percent(value: float, decimals: int = 1) -> str:
-    return f"{value * 100:.{decimals}f}%"
-
-
-@dataclass(frozen=True)
-class ToyLines:
-    """What the toy table shows, as the strings shown (for tests and readers)."""
-
-    words: tuple[str, ...]
-    dots: tuple[str, ...]
-    scaled: tuple[str, ...]
-    weights: tuple[str, ...]
-    output: str
-    sum_line: str
-    top_line: str
-
-
-def toy_lines(r: toy.ToyAttention) -> ToyLines:
-    dots, scaled, weights = [], [], []
-    for j in range(len(toy.WORDS)):
-        if r.visible[j]:
-            dots.append(f"{r.dots[j]:.2f}")
-            scaled.append(f"{r.scaled[j]:.3f}")
-            weights.append(percent(r.weights[j]))
-        else:
-            dots.append("·")
-            scaled.append("·")
-            weights.append("masked")
-    shown = sum(float(w.rstrip("%")) for w in weights if w.endswith("%"))
-    sum_line = "the weights add up to 100%"
-    if f"{shown:.1f}" != "100.0":
-        sum_line += f" (the rounded figures above: {shown:.1f}%)"
-    top = r.top
-    top_line = f"“{r.word}” looks most at “{toy.WORDS[top]}”: {percent(r.weights[top])}"
-    if top == r.query:
-        top_line += " (itself)"
-    output = vec_text(r.output, 2, 5)
-    return ToyLines(
-        tuple(toy.WORDS), tuple(dots), tuple(scaled), tuple(weights), output, sum_line, top_line
-    )
 
 
 def toy_table(r: toy.ToyAttention, width: int) -> Text:
@@ -208,64 +162,6 @@ def toy_table(r: toy.ToyAttention, width: int) -> Text:
 # -- the real model, as text ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyRow:
-    """One row of the "where the query looks" table, as shown."""
-
-    position: int
-    label: str
-    score: str
-    weight: str
-
-
-@dataclass(frozen=True)
-class KeyTable:
-    rows: tuple[KeyRow, ...]
-    rest_count: int
-    rest_weight: str
-    lse: str
-    n_keys: int
-    printed_total: str
-    """The printed weights (and the rest) added up; 100.00% unless rounding says otherwise."""
-
-
-def key_table(
-    snap: AttentionSnapshot, layer: int, head: int, query: int, labels: list[str], n_rows: int
-) -> KeyTable:
-    """The ``n_rows`` keys the query weights most, with scores and weights read out so a
-    reader can check each: weight = exp(score − normaliser), from the printed numbers."""
-    scores = snap.scores[layer, head, query].astype(np.float64)
-    allowed = np.arange(snap.n_tokens) <= query
-    weights = snap.weights[layer, head, query]
-    n_keys = query + 1
-    order = np.argsort(-weights[:n_keys], kind="stable")
-    readout = softmax_readout(scores, [int(i) for i in order], keep=allowed,
-                              decimals=SCORE_DECIMALS)  # fmt: skip
-    shown = max(1, min(n_rows, n_keys))
-    if n_keys - shown == 1:
-        shown = n_keys  # a "1 more key" line would take the row it saves
-    rows = tuple(
-        KeyRow(i, labels[i], f"{score:.{SCORE_DECIMALS}f}", f"{p * 100:.{WEIGHT_DECIMALS}f}%")
-        for i, score, p in list(zip(readout.ids, readout.logits, readout.probs, strict=True))[
-            :shown
-        ]
-    )
-    rest = sum(readout.true_probs[shown:]) * 100  # the model's own weights
-    printed = sum(float(r.weight.rstrip("%")) for r in rows)
-    # the rest as what the printed rows leave of 100%, when that is the rest to within
-    # one unit of the last place: then the column adds up exactly, as a reader checks it
-    unit = 10.0**-WEIGHT_DECIMALS
-    complement = round(100.0 - printed, WEIGHT_DECIMALS)
-    rest_value = complement if abs(complement - rest) <= unit + 1e-9 else rest
-    rest_text = f"{max(0.0, rest_value):.{WEIGHT_DECIMALS}f}%"
-    if n_keys > shown:
-        printed += float(rest_text.rstrip("%"))
-    return KeyTable(
-        rows, n_keys - shown, rest_text, f"{readout.lse:.{SCORE_DECIMALS}f}", n_keys,
-        f"{printed:.{WEIGHT_DECIMALS}f}%",
-    )  # fmt: skip
-
-
 def key_table_text(table: KeyTable, cursor_key: int, width: int) -> Text:
     label_w = max(6, min(14, width - 28))
     out = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -282,14 +178,6 @@ def key_table_text(table: KeyTable, cursor_key: int, width: int) -> Text:
     if table.printed_total != f"{100:.{WEIGHT_DECIMALS}f}%":  # else a blank line: no layout
         out.append(f"(rounded, these add to {table.printed_total})", style="dim")
     return out
-
-
-def colour_top(weights: np.ndarray) -> float:
-    """The top of a weight map's colour scale: its largest weight outside row 0 (the first
-    token can only look at itself, so that row is always 1 and would wash out the rest)."""
-    if weights.shape[0] < 2:
-        return 1.0
-    return max(float(weights[1:].max()), 1e-6)
 
 
 MODEL_TITLE = "Part 2 · the real model on your prompt · weights are clues, not explanations"
@@ -615,9 +503,6 @@ class AttentionScreen(AttentionContextMixin, ChapterScreen):
     def _cursor_moved(self) -> None:
         self._show_map()
         self._show_details()
-
-    def action_step(self) -> None:
-        self.step_generation()
 
     def action_toggle_blocks(self) -> None:
         self._map.action_toggle_overflow()

@@ -7,40 +7,39 @@ how far the logits differ); a quantized copy of the cache (8 or 4 bits) fed the 
 tokens, with the bytes it saves and how far it moves the logits; and a memory calculator
 for real architectures.
 
-Everything that touches the generation or its cache runs inside generation ops (the app's
-single generation worker): an op steps (or not), makes sure the next forward pass has run
-— so the cache holds every token in context — measures, and hands this screen a
-:class:`KVState` in one assignment; the "generation" change then redraws.
+Everything that touches the generation goes through the base's one compute path:
+``compute_generation("state", op)``, whose op (in the app's generation worker) steps or
+not and returns a :class:`~llm_anatomy_tui.views.kv_inspect.KVState` — a snapshot with
+the measurements — that :meth:`KVCacheScreen.draw_state` draws. Steps not yet measured
+both ways are measured a few per op; while some are missing the screen asks again.
+
+The cache switch (``c``) changes only which way of decoding this screen shows: with the
+cache (what is stored, and what each step feeds) or without it (nothing stored, every
+step recomputes every key and value). The shared generation is not touched by it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.geometry import Size
-from textual.strip import Strip
-from textual.timer import Timer
-from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static
 
-from ..core.generation import GenerationStopped, kv_cache_bytes_for
-from ..core.quant_kv import kv_bytes_per_token
+from ..core.generation import Generation, StepRecord, kv_cache_bytes_for
+from ..core.quant_kv import KVDriftStep, kv_bytes_per_token
 from ..views.kv_inspect import (
     CacheComparison,
-    CacheSnapshot,
     DriftLog,
-    cache_snapshot,
-    compare_step,
+    KVState,
+    diff_text,
+    kv_state,
+    measure_records,
+    state_key,
 )
 from ..views.kv_memory import (
     DTYPE_BYTES,
@@ -57,94 +56,22 @@ from ..views.kv_memory import (
     parse_field,
     presets_with,
 )
-from ..widgets.colors import get_cmap
+from ..views.kv_text import EXPLAINER, LEAD
+from ..widgets.cache_picture import CachePicture
 from ..widgets.line_plot import LinePlot, Series
 from ..widgets.prompt_bar import PromptBar
-from .base import GENERATION, MODEL, PROMPT, ChapterScreen
-from .generation_common import GenerationChapterMixin, step_once
-
-if TYPE_CHECKING:
-    from ..core.generation import Generation
-    from ..core.quant_kv import KVDriftStep
+from .base import MODEL, PROMPT, ChapterScreen
+from .generation_common import GenerationChapterMixin, stopped_message
 
 SYNC_KEY = "kv-cache.sync"
-COMPARE_PER_OP = 5
-"""Steps measured both ways per catch-up op (newest first; 5, so the ten steps of `g` catch
-up in two repaints, ~25 KB over SSH, not five). A step op only steps, so a held
-key stays quick; catch-up ops run once the keys pause (:data:`CATCH_UP_DELAY`)."""
+"""Queued measuring ops replace each other: only the newest is run."""
+COMPARE_PER_OP = 2
+"""Steps measured both ways per measuring op (newest first); a step op measures none."""
 CATCH_UP_DELAY = 0.12
-"""Seconds without a new step before the cache on/off measurements catch up."""
+"""Seconds without a newer step before the missing measurements are taken."""
 DRIFT_FEEDS_PER_OP = 64
 TABLE_ROWS = 8
-"""Recent steps listed in the tables (the plot shows all of them)."""
-
-LEAD = (
-    "Prefill runs the prompt through the model in one pass and stores every token's keys "
-    "and values. Decode adds one token per step: only the new token is computed; its "
-    "query reads the stored keys and values of all before it."
-)
-
-EXPLAINER: tuple[tuple[str, str], ...] = (
-    (
-        "Why a cache",
-        "A token's key and value vectors depend only on the tokens before it, so once "
-        "computed they never change. Without a cache every step recomputes them for the "
-        "whole context: the work of a step grows with its length, and a story of n tokens "
-        "costs about n²/2 token-passes. With the cache each step runs one token: the work "
-        "stays almost flat, and only the attention scores grow, one more key per step.",
-    ),
-    (
-        "What it costs",
-        "Memory. Every layer keeps a key and a value vector per KV head for every position: "
-        "2 · L · H_kv · d_head numbers per token, at 2 bytes each in bf16. For Llama-3-8B "
-        "that is 128 KiB per token, 1 GiB for an 8,192-token context and 16 GiB at 128K — "
-        "as much as the 16 GB of weights. That is why long contexts are limited by memory, "
-        "and why models share K/V heads (grouped-query attention) and quantize the cache.",
-    ),
-    (
-        "Same numbers, different work",
-        "Cached and uncached decoding compute the same function: the logits agree to "
-        "float32 rounding (a few millionths, from summing in a different order). What "
-        "differs is how many multiply-adds it takes and how long it takes.",
-    ),
-    (
-        "Quantizing the cache",
-        "Storing each key and value in 8 or 4 bits, with one fp16 scale per block of 32 "
-        "numbers (llama.cpp's q8_0 / q4_0), cuts the cache to about a quarter or an eighth. "
-        "The model then reads slightly rounded keys and values; the drift table measures "
-        "what that does to the next-token distribution, step by step. Here the shared "
-        "story keeps its float32 cache; the quantized one runs alongside on the same "
-        "tokens.",
-    ),
-    (
-        "When the window is full",
-        "The cache holds no more positions than the model's context window (the cache "
-        "line above says how many: 256 for anatomy-mini). When "
-        "prompt and output fill it, generation stops and says so. (Chat apps instead drop "
-        "or summarise the oldest turns; this app cuts a too-long prompt from the front.)",
-    ),
-)
-
-
-@dataclass(frozen=True, eq=False)
-class KVState:
-    """What an op measured for this screen (immutable once handed over)."""
-
-    gen: Generation
-    n_steps: int
-    use_cache: bool
-    bits: int | None
-    snapshot: CacheSnapshot
-    comparisons: dict  # StepRecord -> CacheComparison
-    drift: tuple[tuple[int, KVDriftStep], ...] = ()
-    """(step index, drift) for every step the quantized cache has seen."""
-    quant_codes_bytes: int = 0
-    quant_scales_bytes: int = 0
-    quant_pending: int = 0
-    """Tokens the quantized cache has not been fed yet (caught up by the next ops)."""
-    message: str = ""
-    failed: bool = False
-    """A measurement raised (the message says what); nothing more is retried."""
+"""Recent steps listed in the tables (the plots show all of them)."""
 
 
 @dataclass
@@ -157,100 +84,6 @@ class _Shown:
     comparisons: list[CacheComparison] = field(default_factory=list)
     drift: list[tuple[int, KVDriftStep]] = field(default_factory=list)
     calculator_bytes: int = 0
-
-
-def picture_lines(
-    snap: CacheSnapshot, n_prompt: int, width: int, color: bool = True
-) -> list[list[Segment]]:
-    """Rows L0 K, L0 V, … of cells, one per cached position (or per block of positions
-    when there are more than fit), shaded by the length of the cached vector; a ruler
-    marks where the prompt ends and which position is newest. Built as segments: it is
-    redrawn on every step."""
-    t = snap.length
-    label_w = 6
-    room = max(8, width - label_w - 1)
-    block = max(1, -(-t // room))  # positions per cell
-    cells = -(-t // block) if t else 0
-    cmap = get_cmap("sequential")
-    dim, bold = Style(dim=True), Style(bold=True)
-    lines: list[list[Segment]] = []
-    prompt_cells = min(cells, -(-n_prompt // block))
-    ruler = "prompt (prefill)"[: max(0, prompt_cells)].ljust(prompt_cells)
-    if cells > prompt_cells:
-        ruler += ("│decoded" if cells - prompt_cells > 8 else "│")[: cells - prompt_cells]
-    lines.append([Segment(" " * label_w + ruler, dim)])
-    ranges = {}
-    for kind in (0, 1):  # K rows share one shade range, V rows another
-        vals = snap.norms[:, kind, :]
-        ranges[kind] = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
-    for layer in range(snap.norms.shape[0]):
-        for kind in (0, 1):
-            padded = np.full(cells * block, np.nan)
-            padded[:t] = snap.norms[layer, kind, :]
-            means = padded.reshape(cells, block)
-            means = np.nanmean(means, axis=1) if block > 1 else means[:, 0]
-            lo, hi = ranges[kind]
-            line = [Segment(f"L{layer} {'KV'[kind]}".ljust(label_w), bold)]
-            for i, v in enumerate(means):
-                edge = i == prompt_cells and i > 0
-                if color:
-                    line.append(Segment("▏" if edge else " ", cmap.style(float(v), lo, hi)))
-                else:
-                    line.append(Segment("│" if edge else cmap.glyph(float(v), lo, hi)))
-            lines.append(line)
-    tail = f" newest (position {t - 1})"
-    col = label_w + max(0, cells - 1)
-    marker = (
-        " " * col + "▲" + tail
-        if col + 1 + len(tail) <= width
-        else (" " * max(0, col - len(tail)) + tail.strip() + " ▲")
-    )
-    lines.append([Segment(marker, bold)])
-    per = "each cell is one position" if block == 1 else f"each cell is {block} positions (mean)"
-    lines.append([Segment(f"{per}; shade = length of the cached vector (darker = shorter):", dim)])
-    lines.append([Segment(
-        f"K {ranges[0][0]:.2f}–{ranges[0][1]:.2f}, V {ranges[1][0]:.2f}–{ranges[1][1]:.2f}", dim
-    )])  # fmt: skip
-    return lines
-
-
-class CachePicture(Widget):
-    """The cache as a picture (see :func:`picture_lines`); a fixed height, so a step
-    repaints it without a new layout."""
-
-    DEFAULT_CSS = "CachePicture { height: auto; width: 1fr; }"
-
-    def __init__(self, **kwargs) -> None:  # noqa: ANN003
-        super().__init__(**kwargs)
-        self._data: tuple[CacheSnapshot, int] | None = None
-        self._lines: list[Strip] = []
-        self._layers = 0
-
-    def set_data(self, snap: CacheSnapshot, n_prompt: int) -> None:
-        relayout = snap.norms.shape[0] != self._layers
-        self._layers = snap.norms.shape[0]
-        self._data = (snap, n_prompt)
-        self._lines = []
-        self.refresh(layout=relayout)
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return 2 * self._layers + 4 if self._data else 1
-
-    def text(self, width: int = 100) -> str:
-        """The picture as plain text (for tests and for reading it aloud)."""
-        if self._data is None:
-            return ""
-        lines = picture_lines(*self._data, width, color=False)
-        return "\n".join("".join(seg.text for seg in line).rstrip() for line in lines)
-
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        if self._data is None or width <= 0:
-            return Strip.blank(width)
-        if not self._lines or self._lines[0].cell_length != width:
-            lines = picture_lines(*self._data, width, color=not self.app.no_color)
-            self._lines = [Strip(line).adjust_cell_length(width) for line in lines]
-        return self._lines[y] if y < len(self._lines) else Strip.blank(width)
 
 
 def _ms(seconds: float) -> str:
@@ -307,16 +140,16 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
 
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
-        self._use_cache = True
-        self._bits: int | None = None
-        self._kv: KVState | None = None  # written by generation ops
-        self._requested: tuple | None = None
-        self._drift_log: DriftLog | None = None  # touched only inside generation ops
-        self._drift_gen: Generation | None = None
-        self._catch_up_timer: Timer | None = None
+        self.use_cache = True
+        """Which way of decoding the screen shows (the c key); the generation is untouched."""
+        self._drift: DriftLog | None = None  # fed only inside generation ops
+        self._comparisons: dict[StepRecord, CacheComparison] = {}  # UI thread only
+        self._measure_error = ""
         self._arch: KVArch | None = None
         self._calc_errors: dict[str, str] = {}
         self._filling = False
+        self.state: KVState | None = None
+        """The newest snapshot of the shared generation drawn (None before the first)."""
         self.shown = _Shown()
         """The numbers as drawn (for tests)."""
 
@@ -385,167 +218,165 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
 
     _FIXED_HEIGHT = frozenset({"kv-status", "kv-arrays", "kv-compare", "kv-quant"})
 
-    # -- session ---------------------------------------------------------------------------
+    # -- asking: every change goes through compute_generation --------------------------------
 
     def session_changed(self, changes: frozenset[str]) -> None:
-        if changes & {PROMPT, MODEL}:
-            self._kv = None
         if MODEL in changes:
             self._fill_presets()
-        if changes & {PROMPT, MODEL, GENERATION}:
-            self.refresh_view()
+            self._drift = None
+        if changes & {PROMPT, MODEL}:
+            self._measure_error = ""
+        if not self._ready():
+            self.state = None
+            self.draw_state(None)
+            return
+        if changes & {PROMPT, MODEL} or not self._up_to_date():
+            self._ask(None)
 
-    def _want(self, gen: Generation | None) -> tuple:
-        return (gen, len(gen.steps) if gen is not None else -1, self._use_cache, self._bits)
-
-    def _fresh(self, kv: KVState | None, gen: Generation | None) -> bool:
+    def _up_to_date(self) -> bool:
+        """Whether the state drawn is the shared generation's state now."""
+        gen = self.session.current_generation
+        st = self.state
         return (
-            kv is not None
-            and gen is not None
-            and (kv.gen, kv.n_steps, kv.use_cache, kv.bits) == self._want(gen)
-            and not self._behind(kv)
+            gen is not None
+            and st is not None
+            and st.key == state_key(gen)
+            and (st.bits == (self._drift.bits if self._drift is not None else None))
         )
 
-    def _behind(self, kv: KVState) -> bool:
-        """True while some step still lacks its measurement or drift row (a failed
-        measurement is reported once, not retried forever)."""
-        if kv.failed:
-            return False
-        return kv.n_steps > len(kv.comparisons) or kv.quant_pending > 0
+    def _ask(self, action, info: str = "") -> None:  # noqa: ANN001
+        """Run ``action(gen) -> str`` (None: nothing) on the shared generation and draw the
+        state it leaves. Plain reading ops are keyed: a newer one replaces a queued one;
+        actions are never dropped."""
+        session = self.session
+        log = self._drift
 
-    # -- generation ops (run in the app's generation worker) ---------------------------------
+        def op(gen: Generation) -> KVState:
+            said = action(gen) if action is not None else info
+            return kv_state(gen, log, feeds=DRIFT_FEEDS_PER_OP, info=said,
+                            notice=session.context_notice)  # fmt: skip
 
-    def _op(
-        self, action: Callable[[Generation], str | None] | None = None, compare: int = 0
-    ) -> Callable:
-        use_cache, bits = self._use_cache, self._bits
+        self.compute_generation("state", op, then=self.draw_state,
+                                key=SYNC_KEY if action is None else None)  # fmt: skip
 
-        def op(gen: Generation) -> str | None:
-            gen.use_cache = use_cache
-            message = action(gen) if action is not None else None
-            try:
-                self._kv = self._measure(gen, use_cache, bits, message or "", compare)
-            except Exception as exc:  # keep the screen alive and say what failed
-                snapshot = cache_snapshot(gen.cache, gen.model.config)
-                text = f"Could not measure this step: {type(exc).__name__}: {exc}"
-                self._kv = KVState(gen, len(gen.steps), use_cache, bits, snapshot, {},
-                                   message=text, failed=True)  # fmt: skip
-                return text
-            return message
-
-        return op
-
-    def _measure(self, gen: Generation, use_cache: bool, bits: int | None,
-                 message: str, compare: int) -> KVState:  # fmt: skip
-        if use_cache and (gen.room > 0 or not gen.done):
-            # run the next forward pass now: then every token in context is in the cache
-            # (with the cache off there is nothing to store; the next step does the work)
-            with contextlib.suppress(GenerationStopped):
-                gen.preview()
-        old = self._kv.comparisons if self._kv is not None and self._kv.gen is gen else {}
-        comparisons = {rec: old[rec] for rec in gen.steps if rec in old}
-        todo = [rec for rec in reversed(gen.steps) if rec not in comparisons][:compare]
-        for rec in todo:
-            comparisons[rec] = compare_step(gen, rec.index)
-        snapshot = cache_snapshot(gen.cache, gen.model.config)
-        drift: tuple = ()
-        codes = scales = pending = 0
-        if bits is None:
-            self._drift_log = None
-        else:
-            log = self._drift_log
-            if log is None or log.bits != bits or self._drift_gen is not gen:
-                log = self._drift_log = DriftLog(gen.model, bits)
-                self._drift_gen = gen
-            pending = log.sync(gen.tokens, len(gen.prompt), limit=DRIFT_FEEDS_PER_OP)
-            drift = tuple(sorted(log.rows.items()))
-            cache = log.quantized_cache
-            scales = sum(layer.key_scales.nbytes + layer.value_scales.nbytes
-                         for layer in cache.layers)  # fmt: skip
-            codes = cache.nbytes - scales
-        return KVState(gen, len(gen.steps), use_cache, bits, snapshot, comparisons, drift,
-                       codes, scales, pending, message)  # fmt: skip
-
-    def _request_sync(self, gen: Generation | None) -> None:
-        """Bring the measurements up to date: at once when what is shown belongs to another
-        state (a step taken elsewhere, cache or quantization switched); after a pause when
-        only the cache on/off measurements of earlier steps are missing — so a held step
-        key is never slowed down by recomputing old steps."""
-        want = self._want(gen)
-        kv = self._kv
-        if kv is None or (kv.gen, kv.n_steps, kv.use_cache, kv.bits) != want:
-            if want != self._requested:
-                self._requested = want
-                self.submit_generation(self._op(), key=SYNC_KEY)
+    def _measure(self, kv: KVState) -> None:
+        """Ask for the steps not yet measured both ways (newest first, a few at a time)
+        in a thread worker beside the generation worker, so a held step key never waits
+        for them; a newer request (the next step) supersedes this one."""
+        model = self.session.model
+        todo = [rec for rec in reversed(kv.steps) if rec not in self._comparisons]
+        if model is None or not todo:
+            self.cancel_compute("measure")
             return
-        if self._behind(kv):
-            if self._catch_up_timer is not None:
-                self._catch_up_timer.stop()
-            self._catch_up_timer = self.set_timer(CATCH_UP_DELAY, self._catch_up)
+        self.compute("measure", _measure_after_a_pause, model, kv.tokens, kv.n_prompt,
+                     todo[:COMPARE_PER_OP], then=self._measured, on_error=self._measure_failed,
+                     on_progress=_ignore)  # fmt: skip
 
-    def _catch_up(self) -> None:
-        self._catch_up_timer = None
-        kv = self._kv
-        if kv is not None and self._behind(kv):
-            self.submit_generation(self._op(compare=COMPARE_PER_OP), key=SYNC_KEY)
+    def _measured(self, found: dict | None) -> None:
+        if found is None:
+            return  # cancelled by a newer request
+        self._comparisons.update(found)
+        self.draw_state(None)
+        if self.state is not None:
+            self._measure(self.state)  # the next few, until every step is measured
+
+    def _measure_failed(self, message: str) -> None:
+        self._measure_error = f"Could not measure a step both ways: {message}"
+        self.draw_state(None)
 
     # -- drawing ---------------------------------------------------------------------------
 
-    def refresh_view(self) -> None:
+    def draw_state(self, state: KVState | None) -> None:
+        """Draw a snapshot of the shared generation; ask for more while steps are missing
+        their measurements (a few per op, so a held step key never waits for old ones)."""
+        if state is not None:
+            self.state = state
+            kept = set(state.steps)  # a rewind or a new prompt drops what it measured
+            self._comparisons = {r: c for r, c in self._comparisons.items() if r in kept}
         if not self._ready():
             self._put(self._status, self._waiting_text())
             return
-        gen = self.session.current_generation
-        kv = self._kv
-        if not self._fresh(kv, gen):
-            self._request_sync(gen)
-        if kv is None or gen is None or kv.gen is not gen:
+        kv = self.state
+        if kv is None:
             self._put(self._status, Text("Reading the prompt…", style="italic"))
-            self._show_message(gen)
             return
-        self._draw_status(gen, kv)
-        self._show_message(gen)
-        self._draw_arrays(gen, kv)
-        self._draw_compare(gen, kv)
-        self._draw_quant(gen, kv)
+        self._draw_status(kv)
+        self._show_message(kv)
+        self._draw_arrays(kv)
+        self._draw_compare(kv)
+        self._draw_quant(kv)
+        if state is not None:
+            if state.behind and not self.is_computing("state"):
+                self._ask(None)  # the quantized cache has more tokens to be fed
+            if not self._measure_error:
+                self._measure(state)
 
-    def _show_message(self, gen: Generation | None) -> None:
-        s = self.session
+    def _show_message(self, kv: KVState) -> None:
         lines = []
-        if gen is not None and gen.done and gen.stop is not None:
+        if kv.stop is not None:
             tail = (
                 " Press x to start over, or shorten the prompt."
-                if gen.stop.reason == "context_full"
+                if kv.stop.reason == "context_full"
                 else " Press x to start over."
             )
-            lines.append(Text.assemble(("Generation stopped: ", "bold"), gen.stop.message + ".",
+            lines.append(Text.assemble(("Generation stopped: ", "bold"), kv.stop.message + ".",
                                        tail))  # fmt: skip
-        if s.generation_message and gen is not None and not gen.done:
-            lines.append(Text(s.generation_message, style="bold"))
-        if s.context_notice and gen is not None:
-            lines.append(Text(s.context_notice, style="italic"))
+        elif kv.info:
+            lines.append(Text(kv.info, style="bold"))
+        for message in (kv.message, self._measure_error):
+            if message:
+                lines.append(Text(message, style="bold"))
+        if kv.notice:
+            lines.append(Text(kv.notice, style="italic"))
         self._message.display = bool(lines)
         self._put(self._message, Text("\n").join(lines) if lines else "")
 
-    def _draw_status(self, gen: Generation, kv: KVState) -> None:
-        n_prompt = len(gen.prompt)
-        n_gen = kv.n_steps
-        cfg = gen.model.config
-        cache = "on" if kv.use_cache else "OFF (every step recomputes all tokens)"
+    def _draw_status(self, kv: KVState) -> None:
+        cfg = kv.config
+        if self.use_cache:
+            cache = f"{kv.snapshot.length} of {cfg.max_position_embeddings} positions, on"
+        else:
+            cache = f"OFF, nothing stored: every step feeds all {kv.n_tokens} tokens again"
         self._put(
             self._status,
             Text.assemble(
                 ("Prefill: ", "bold"),
-                *_prefill_and_decode(n_prompt, n_gen),
+                *_prefill_and_decode(kv.n_prompt, kv.n_steps),
                 "\n",
                 ("cache: ", "bold"),
-                f"{kv.snapshot.length} of {cfg.max_position_embeddings} positions, {cache}",
+                cache,
             ),
         )
 
-    def _draw_arrays(self, gen: Generation, kv: KVState) -> None:
+    def _draw_no_cache(self, kv: KVState) -> None:
+        """The arrays table with the cache off: nothing is kept between steps."""
+        cfg = kv.config
+        t = kv.n_tokens
+        self.shown.arrays = []
+        self.shown.total_bytes = self.shown.formula_bytes = 0
+        with_cache = kv_cache_bytes_for(cfg, t)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append("Cache off: nothing is stored between steps (0 B).\n", style="bold")
+        out.append(
+            f"Every step feeds all {t} tokens again; each of the {cfg.num_hidden_layers} "
+            "layers recomputes\n"
+            f"K and V of shape [{cfg.num_key_value_heads}, {t}, {cfg.dim_head}], uses them "
+            "once and drops them.\n"
+        )
+        out.append(
+            f"With the cache on they would be kept: {with_cache:,} B for {t} positions.\n",
+            style="dim",
+        )
+        out.append("Press c to show decoding with the cache.", style="italic")
+        self._put(self._arrays, out)
+        self._map.display = False
+
+    def _draw_arrays(self, kv: KVState) -> None:
         snap = kv.snapshot
-        cfg = gen.model.config
+        cfg = kv.config
+        if not self.use_cache:
+            self._draw_no_cache(kv)
+            return
         out = Text(no_wrap=True, overflow="ellipsis")
         t = snap.length
         rows = []
@@ -588,9 +419,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         )
         # one note line, always present (blank if nothing to say): a step never changes
         # the table's height, so it repaints without a layout pass
-        if not kv.use_cache:
-            note = "Cache off: nothing is stored; every step recomputes all keys and values."
-        elif t < len(gen.tokens) and gen.done:
+        if t < kv.n_tokens and kv.stop is not None:
             note = "The newest token never ran (generation stopped): its K, V were not needed."
         else:
             note = ""
@@ -599,13 +428,14 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         # the picture: one column per cached position, one row per layer and K/V
         self._map.display = t > 0
         if t:
-            self._map.set_data(snap, len(gen.prompt))
+            self._map.set_data(snap, kv.n_prompt)
 
-    def _comparisons(self, gen: Generation, kv: KVState) -> list[CacheComparison]:
-        return [kv.comparisons[rec] for rec in gen.steps[: kv.n_steps] if rec in kv.comparisons]
-
-    def _draw_compare(self, gen: Generation, kv: KVState) -> None:
-        comps = self._comparisons(gen, kv)
+    def _draw_compare(self, kv: KVState) -> None:
+        """The newest step both ways, the recent steps in a table and the totals; with the
+        cache off, the table lists the work without it (the cached figures only as what
+        the cache would have saved)."""
+        comps = [self._comparisons[rec] for rec in kv.steps if rec in self._comparisons]
+        missing = 0 if self._measure_error else kv.n_steps - len(comps)
         self.shown.comparisons = comps
         out = Text(no_wrap=True, overflow="ellipsis")
         if not comps:
@@ -613,25 +443,34 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             self._put(self._compare, out)
             self._plot_macs.display = self._plot_time.display = False
             return
+        on = self.use_cache
         last = comps[-1]
         out.append(f"Step {last.index}", style="bold")
         if last.prefill:
             out.append(f": the prefill — both ways run all {last.cached_fed} prompt tokens.\n")
+        elif on:
+            out.append(f": with the cache {last.cached_fed} token fed, without it all "
+                       f"{last.uncached_fed}.\n")  # fmt: skip
         else:
-            out.append(
-                f": with the cache {last.cached_fed} token fed, without it all "
-                f"{last.uncached_fed}.\n"
-            )
+            out.append(f": without a cache all {last.uncached_fed} tokens fed (with it, "
+                       f"{last.cached_fed}).\n")  # fmt: skip
         same = "same top token" if last.top1_same else "DIFFERENT top token"
-        out.append(f"Logits with vs without: max |Δ| = {last.max_abs_diff:.1e}, {same}.\n")
-        header = ("step", "T", "fed", "M MACs cached", "no cache", "ms cached", "no cache",
-                  "max |Δ|")  # fmt: skip
+        out.append(f"Logits with vs without: max |Δ| {diff_text(last.max_abs_diff)}, {same}.\n")
+        if on:
+            header = ("step", "T", "fed", "M MACs cached", "no cache", "ms cached", "no cache",
+                      "max |Δ|")  # fmt: skip
+        else:
+            header = ("step", "T", "fed", "M MACs no cache", "ms no cache", "max |Δ| vs cache")
         rows = []
         for c in comps[-TABLE_ROWS:]:
-            fed = f"{c.cached_fed}/{c.uncached_fed}"
-            rows.append((str(c.index), str(c.position), fed, _m(c.cached_macs),
-                         _m(c.uncached_macs), _ms(c.cached_seconds), _ms(c.uncached_seconds),
-                         f"{c.max_abs_diff:.1e}"))  # fmt: skip
+            if on:
+                rows.append((str(c.index), str(c.position), f"{c.cached_fed}/{c.uncached_fed}",
+                             _m(c.cached_macs), _m(c.uncached_macs), _ms(c.cached_seconds),
+                             _ms(c.uncached_seconds), diff_text(c.max_abs_diff)))  # fmt: skip
+            else:
+                rows.append((str(c.index), str(c.position), str(c.uncached_fed),
+                             _m(c.uncached_macs), _ms(c.uncached_seconds),
+                             diff_text(c.max_abs_diff)))  # fmt: skip
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         out.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)) + "\n",
                    style="bold")  # fmt: skip
@@ -646,36 +485,35 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             um = sum(c.uncached_macs for c in decode)
             ct = sum(c.cached_seconds for c in decode)
             ut = sum(c.uncached_seconds for c in decode)
-            out.append(
-                f"{len(decode)} decode step{'s' if len(decode) != 1 else ''}: "
-                f"{_m(cm)} M multiply-adds with the cache, {_m(um)} M without "
-                f"({um / cm:.1f}×);\nmeasured {_ms(ct)} ms with the cache, {_ms(ut)} ms without.",
-                style="bold",
-            )
-        missing = kv.n_steps - len(comps)
+            n = f"{len(decode)} decode step{'s' if len(decode) != 1 else ''}"
+            if on:
+                out.append(f"{n}: {_m(cm)} M multiply-adds with the cache, {_m(um)} M without "
+                           f"({um / cm:.1f}×);\nmeasured {_ms(ct)} ms with the cache, "
+                           f"{_ms(ut)} ms without.", style="bold")  # fmt: skip
+            else:
+                out.append(f"{n} without a cache: {_m(um)} M multiply-adds, {_ms(ut)} ms;\n"
+                           f"the cache would have needed {_m(cm)} M ({um / cm:.1f}× fewer).",
+                           style="bold")  # fmt: skip
         if missing:
             out.append(f"\nmeasuring {missing} more step{'s' if missing != 1 else ''}…",
                        style="italic")  # fmt: skip
         self._put(self._compare, out)
         xs = [c.index for c in comps]
-        self._plot_macs.series = (
-            Series("no cache", [c.uncached_macs / 1e6 for c in comps], xs),
-            Series("cache", [c.cached_macs / 1e6 for c in comps], xs),
-        )
-        self._plot_time.series = (
-            Series("no cache", [c.uncached_seconds * 1000 for c in comps], xs),
-            Series("cache", [c.cached_seconds * 1000 for c in comps], xs),
-        )
+        macs = [Series("no cache", [c.uncached_macs / 1e6 for c in comps], xs)]
+        times = [Series("no cache", [c.uncached_seconds * 1000 for c in comps], xs)]
+        if on:
+            macs.append(Series("cache", [c.cached_macs / 1e6 for c in comps], xs))
+            times.append(Series("cache", [c.cached_seconds * 1000 for c in comps], xs))
+        self._plot_macs.series = tuple(macs)
+        self._plot_time.series = tuple(times)
         self._plot_macs.ylim = (0.0, max(c.uncached_macs for c in comps) / 1e6 * 1.05)
-        self._plot_time.ylim = (
-            0.0,
-            max(max(c.uncached_seconds, c.cached_seconds) for c in comps) * 1000 * 1.05,
-        )
+        top = max(max(c.uncached_seconds, c.cached_seconds if on else 0.0) for c in comps)
+        self._plot_time.ylim = (0.0, top * 1000 * 1.05)
         self._plot_macs.display = self._plot_time.display = True
 
-    def _draw_quant(self, gen: Generation, kv: KVState) -> None:
+    def _draw_quant(self, kv: KVState) -> None:
         out = Text(no_wrap=True, overflow="ellipsis")
-        cfg = gen.model.config
+        cfg = kv.config
         self.shown.drift = list(kv.drift)
         if kv.bits is None:
             out.append("Off. ", style="bold")
@@ -683,7 +521,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
                 f"Press k to run an 8-bit copy of the cache beside the float32 one\n"
                 f"({kv_bytes_per_token(cfg, 8):,} B per token instead of "
                 f"{kv_bytes_per_token(cfg):,}); k again for 4-bit "
-                f"({kv_bytes_per_token(cfg, 4):,} B), once more for off.",
+                f"({kv_bytes_per_token(cfg, 4):,} B),\nonce more for off.",
             )
             self._put(self._quant, out)
             return
@@ -787,8 +625,8 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             out.append(line(r) + "\n")
         out.append(
             "Numbers from the public checkpoints' configs: H query heads, T the context\n"
-            "window. Under GQA, H / H_kv query heads share one K/V head: the cache shrinks by\n"
-            "that factor.",
+            "window. Under GQA, H / H_kv query heads share one K/V head: the cache\n"
+            "shrinks by that factor.",
             style="dim",
         )
         self._presets_table.update(out)
@@ -875,49 +713,80 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
     # -- actions ---------------------------------------------------------------------------
 
     def action_step(self) -> None:
-        if not self._model_or_say():
-            return
-        self.submit_generation(self._op(step_once))
+        if self._model_or_say():
+            self._ask(_step)
 
     def action_generate(self) -> None:
-        if not self._model_or_say():
-            return
-
-        def ten_steps(gen: Generation) -> str | None:
-            # One op, so one repaint: ten separate ops repainted ten times (86 KB per
-            # press over SSH); earlier steps' measurements catch up as after held steps.
-            for _ in range(10):
-                message = step_once(gen)
-                if message:
-                    return message
-            return None
-
-        self.submit_generation(self._op(ten_steps))
+        # One op of ten steps, so one repaint: ten separate ops repainted ten times (86 KB
+        # per press over SSH); the measurements catch up as after held steps.
+        if self._model_or_say():
+            self._ask(_ten_steps)
 
     def action_toggle_cache(self) -> None:
+        """Show decoding with the cache or without it: this screen only (the shared story
+        keeps its cache, so chapters 5, 8 and 9 step the same as before)."""
         if not self._model_or_say():
             return
-        self._use_cache = not self._use_cache  # the status line says so once applied
-        self.refresh_view()
+        self.use_cache = not self.use_cache
+        self.notify("Showing decoding " + ("with the cache: stored K, V are reused."
+                    if self.use_cache else "without a cache: every step recomputes all."),
+                    timeout=3)  # fmt: skip
+        self.draw_state(None)
 
     def action_cycle_quant(self) -> None:
         if not self._model_or_say():
             return
-        self._bits = {None: 8, 8: 4, 4: None}[self._bits]
-        self.refresh_view()
+        model = self.session.model
+        bits = {None: 8, 8: 4, 4: None}[self._drift.bits if self._drift is not None else None]
+        self._drift = DriftLog(model, bits) if bits is not None and model is not None else None
+        self._ask(None)
 
     def action_restart(self) -> None:
-        if not self._model_or_say():
-            return
-
-        def restart(gen: Generation) -> str | None:
-            gen.rewind(0)
-            gen.cache.truncate(0)  # so the next step is a full prefill again
-            return None
-
-        self.submit_generation(self._op(restart))
+        if self._model_or_say():
+            self._ask(_restart)
 
     def action_calculator(self) -> None:
         select = self.query_one("#kv-preset", Select)
         select.focus()
         select.scroll_visible(top=True)
+
+
+def _ignore(_report: object) -> None:
+    """Measuring reports no progress on screen (the task is there to cancel it)."""
+
+
+def _measure_after_a_pause(model, tokens, n_prompt, records, task):  # noqa: ANN001, ANN202
+    """:func:`~llm_anatomy_tui.views.kv_inspect.measure_records` once no newer request came
+    for :data:`CATCH_UP_DELAY` seconds: while a step key is held each step cancels the last
+    request, so the forward passes a measurement costs never compete with the steps."""
+    time.sleep(CATCH_UP_DELAY)
+    if task.cancelled:
+        return None
+    return measure_records(model, tokens, n_prompt, records, task)
+
+
+# -- generation actions (run in the app's generation worker) ----------------------------------
+
+
+def _step(gen: Generation) -> str:
+    """One step, or why there is none."""
+    if gen.done:
+        return stopped_message(gen) or ""
+    gen.step()
+    return ""
+
+
+def _ten_steps(gen: Generation) -> str:
+    """Ten steps in one op (fewer if generation stops), or why there were none."""
+    for _ in range(10):
+        said = _step(gen)
+        if said:
+            return said
+    return ""
+
+
+def _restart(gen: Generation) -> str:
+    """Forget every step and the cache: the next step prefills the prompt again."""
+    gen.rewind(0)
+    gen.cache.truncate(0)
+    return ""

@@ -24,20 +24,16 @@ What runs where:
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
 from ..core.evaluate import EvalDataError, ModelComparison, eval_tokens
 from ..core.quant import (
@@ -48,26 +44,25 @@ from ..core.quant import (
     LLAMA_3_8B,
     QuantResult,
     QuantScheme,
-    quantize,
     size_table,
 )
 from ..core.quant_lab import EVAL_TOKENS, LARGE_MODEL_BYTES, LabEvent, QuantLab, SideBySide
-from ..core.sampling import SamplingSettings
 from ..core.session import NotReady
 from ..views.quant_matrix import (
     MATRIX_KINDS,
     MATRIX_LABELS,
     GroupView,
+    MatrixResult,
     MatrixSummary,
     group_bounds,
-    group_view,
+    matrix_result,
     model_nbytes_fast,
     outlier_cell,
     short_name,
     step_group,
-    summarize,
     tensor_name,
 )
+from ..views.quant_text import EXPLAINER, LEAD, ratio, sig, wt
 from ..widgets._format import fmt, fmt_percent
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.quant_views import (
@@ -105,82 +100,6 @@ MATRIX_NUMBERS = (
 )  # fmt: skip
 """Keys of :attr:`QuantizationScreen.shown` that belong to the matrix panel."""
 
-LEAD = (
-    "Fewer bits per weight: a short code times a scale shared by a group. See a real "
-    "matrix snap to the grid, and what that costs the whole model."
-)
-
-EXPLAINER: tuple[tuple[str, str], ...] = (
-    (
-        "Why fewer bits",
-        "An FP32 weight takes 4 bytes, so 8 billion weights take 32 GB: more than most "
-        "graphics cards hold, and producing each token means reading every one of them from "
-        "memory. In 4 bits they take an eighth of that, and the reading shrinks with them. "
-        "The price is precision: each weight moves to the nearest value the short format "
-        "can hold.",
-    ),
-    (
-        "What a scale is",
-        "An integer code only counts steps; the scale d says how long one step is, and the "
-        "weight becomes code × d. The scale is chosen so the group's largest weight lands on "
-        "the last code (INT8: d = largest |w| / 127); every other weight rounds to the "
-        "nearest step, so none moves by more than half a step. For INT4, INT3 and INT2 the "
-        "rule of llama.cpp's Q4_0 gives d whichever sign puts the largest weight exactly on "
-        "the most negative code (so d can be negative) and uses every code; a rare weight "
-        "more than 7.5 steps out on the other side is clipped to the last code. "
-        "Asymmetric groups also store an offset m, "
-        "their smallest weight, and spread the codes from their minimum to their maximum: "
-        "code × d + m.",
-    ),
-    (
-        "Why blocks help",
-        "With one scale for a whole matrix, its single largest weight sets the step for all "
-        "the others, and small weights collapse onto zero. Press x to jump to the largest "
-        "weight, then g to compare per tensor, per row and per block. A scale per block of "
-        "32 weights, as in llama.cpp's Q8_0 and Q4_0, fits the step to its neighbourhood; "
-        "the cost is the scales themselves: a 16-bit scale shared by 32 weights adds half a "
-        "bit to each, which is why Q4_0 costs 4.5 bits per weight, not 4.",
-    ),
-    (
-        "Floating-point formats",
-        "FP16, BF16 and FP8 are grids too, but their steps grow with the number: fine near "
-        "zero, coarse far from it. BF16 keeps FP32's range with 8 significant bits; FP16 has "
-        "11 but stops at 65,504; FP8 (E4M3) has 4 and stops at 448, so here it gets a scale "
-        "per group like the integers.",
-    ),
-    (
-        "How the whole model is measured",
-        "Every matrix (the embedding, which is also the output layer, and all projections) "
-        "is quantized with the chosen scheme; the norm gains stay FP32. Both models then "
-        "read the first 2,048 tokens of 50 held-out stories the model never trained on. KL "
-        "divergence measures how far the quantized model's next-token probabilities move "
-        "away from FP32's (0 means identical); top-1 agreement counts how often both rank "
-        "the same token first; perplexity measures how surprised each model is by the "
-        "true next token (lower is better).",
-    ),
-    (
-        "Simulated, not accelerated",
-        "Here the codes are decoded back to FP32 and the model computes in FP32: you see "
-        "exactly the rounding error a format causes, but no speed-up. A real runtime keeps "
-        "the packed codes in memory and multiplies with them directly. The byte counts are "
-        "those of the packed codes and scales, as a model file holds them.",
-    ),
-)
-
-
-def sig(x: float, digits: int = 3) -> str:
-    """``x`` to ``digits`` significant digits (0.00797, 1.96e-05, 0)."""
-    return "0" if x == 0 else f"{x:.{digits}g}"
-
-
-def wt(x: float, decimals: int = 5) -> str:
-    """A weight value: 5 decimals (6 where a reader may redo the arithmetic)."""
-    return fmt(x, decimals)
-
-
-def ratio(a: int, b: int) -> str:
-    return f"{a / b:.2f}×" if b else "—"
-
 
 @dataclass
 class ModelView:
@@ -193,15 +112,6 @@ class ModelView:
     texts: SideBySide | None = None
     comparison: ModelComparison | None = None
     error: str = ""
-
-
-@dataclass(frozen=True)
-class ModelJob:
-    serial: int
-    scheme: QuantScheme
-    prompt_ids: tuple[int, ...] | None
-    settings: SamplingSettings
-    seed: int
 
 
 class QuantizationScreen(ChapterScreen):
@@ -317,12 +227,9 @@ class QuantizationScreen(ChapterScreen):
         self._results: OrderedDict[tuple[str, QuantScheme], QuantResult] = OrderedDict()
         self._summaries: dict[tuple[str, QuantScheme], MatrixSummary] = {}
         self._groups: OrderedDict[tuple, GroupView] = OrderedDict()
-        self._matrix_serial = 0
         self.matrix_pending = False
         self._lab: QuantLab | None = None
-        self._lab_lock = threading.Lock()
         self._eval_error = ""
-        self._model_serial = 0
         self.model_view: ModelView | None = None
         self._prompt_ctx: tuple[int, tuple[int, ...] | None, str, str] | None = None
         self._sizes_8b: dict[QuantScheme, int] = {}
@@ -597,6 +504,7 @@ class QuantizationScreen(ChapterScreen):
         gkey = (name, e, self._group_anchor(array.shape, e))
         group = self._groups.get(gkey)
         if summary is not None and group is not None:
+            self.cancel_compute("matrix")  # a slower request for another choice is moot
             self._show_matrix(summary, group)
             return
         kind, _, _, (r0, r1), (c0, c1) = group_bounds(array.shape, e, *self.cell)
@@ -604,73 +512,37 @@ class QuantizationScreen(ChapterScreen):
         cheap = array.size <= INLINE_LIMIT or (
             result is not None and summary is not None and group_size <= INLINE_LIMIT
         )
+        args = (name, array, e, self.cell, result, summary)
         if cheap:
-            result = result if result is not None else quantize(array, e)
-            summary = summary if summary is not None else summarize(result, name)
-            group = group_view(result, *self.cell)
-            self._store(key, result, summary, gkey, group)
-            self._show_matrix(summary, group)
+            self.compute("matrix", matrix_result, *args, then=self._matrix_done, inline=True)
             return
         self.matrix_pending = True
-        self._matrix_serial += 1
         self._pending_matrix(array.size, summary)
-        self._matrix_worker(self._matrix_serial, name, array, e, self.cell, gkey)
+        self.compute("matrix", _matrix_after_a_pause, *args, then=self._matrix_done,
+                     on_error=self._matrix_failed, on_progress=_ignore)  # fmt: skip
 
     def _group_anchor(self, shape: tuple[int, int], e: QuantScheme) -> tuple[int, int]:
         _, _, _, (r0, _), (c0, _) = group_bounds(shape, e, *self.cell)
         return r0, c0
 
-    def _store(self, key, result, summary, gkey, group) -> None:  # noqa: ANN001
-        self._results[key] = result
+    def _matrix_done(self, m: MatrixResult | None) -> None:
+        """Keep what was computed (the last few results, every group seen) and draw it."""
+        if m is None:
+            return  # abandoned for a newer choice
+        key = (m.name, m.scheme)
+        self._results[key] = m.result
         self._results.move_to_end(key)
         while len(self._results) > 6:
             self._results.popitem(last=False)
-        self._summaries[key] = summary
-        self._groups[gkey] = group
+        self._summaries[key] = m.summary
+        array_shape = m.result.original.shape
+        self._groups[(m.name, m.scheme, self._group_anchor(array_shape, m.scheme))] = m.group
         while len(self._groups) > 48:
             self._groups.popitem(last=False)
-
-    @work(thread=True, exclusive=True, group="q-matrix", exit_on_error=False)
-    def _matrix_worker(
-        self,
-        serial: int,
-        name: str,
-        array: np.ndarray,
-        scheme: QuantScheme,
-        cell: tuple[int, int],
-        gkey: tuple,
-    ) -> None:
-        worker = get_current_worker()
-        time.sleep(MATRIX_DELAY)
-        if worker.is_cancelled:
-            return
-        key = (name, scheme)
-        try:
-            result = self._results.get(key)
-            if result is None:
-                result = quantize(array, scheme)
-            if worker.is_cancelled:
-                return
-            summary = self._summaries.get(key) or summarize(result, name)
-            if worker.is_cancelled:
-                return
-            group = group_view(result, *cell)
-        except Exception as exc:  # shown, never a traceback
-            self._call(self._matrix_failed, serial, f"{type(exc).__name__}: {exc}")
-            return
-        if not worker.is_cancelled:
-            self._call(self._matrix_done, serial, key, result, summary, gkey, group)
-
-    def _matrix_done(self, serial, key, result, summary, gkey, group) -> None:  # noqa: ANN001
-        self._store(key, result, summary, gkey, group)
-        if serial != self._matrix_serial:
-            return
         self.matrix_pending = False
-        self._show_matrix(summary, group)
+        self._show_matrix(m.summary, m.group)
 
-    def _matrix_failed(self, serial: int, message: str) -> None:
-        if serial != self._matrix_serial:
-            return
+    def _matrix_failed(self, message: str) -> None:
         self.matrix_pending = False
         self._w["q-hist"].clear(f"Could not quantize this matrix: {message}", title="")
 
@@ -756,7 +628,13 @@ class QuantizationScreen(ChapterScreen):
                  fmt(smp.error, 5))
             )  # fmt: skip
         self.shown["samples"] = "\n".join(" ".join(r) for r in rows)
-        note = "▶ the group's largest |w|" + (": it sets d" if g.scale is not None else "")
+        if g.scale is None:
+            note = "▶ the group's largest |w|"
+        elif g.offset is None:  # symmetric: d = largest |w| / the largest code
+            note = "▶ the group's largest |w|: it sets d"
+        else:  # asymmetric: the group's min and max set d and m together
+            note = "▶ the group's largest |w|; its min and max set d and m"
+        self.shown["samples_note"] = note
         return {
             "header": ("weight", "before", code_head, after, "error"),
             "rows": rows,
@@ -774,7 +652,7 @@ class QuantizationScreen(ChapterScreen):
             "unique_before": f"{s.unique_original:,}",
             "unique_after": f"{s.unique_values:,}",
             "rmse": sig(s.rmse),
-            "rms": sig(s.rmse / s.relative_rmse) if s.relative_rmse else "0",
+            "rms": sig(s.rms),
             "relative": fmt_percent(s.relative_rmse, 1),
             "max_error": sig(s.max_abs_error),
             "storage": s.storage.explain(),
@@ -844,7 +722,8 @@ class QuantizationScreen(ChapterScreen):
         self._w["q-8b"].set_table(highlight=FORMAT_NAMES.index(e.format))
 
     def _request_model(self) -> None:
-        """Show what is known for the current scheme now; start a job for the rest."""
+        """Show what is known for the current scheme now; ask for the rest (a job reports
+        progress as it goes; the base drops it if another scheme was asked for since)."""
         e = self.scheme
         model = self.session.model
         ids, notice, reason = self._prompt_context()
@@ -852,73 +731,53 @@ class QuantizationScreen(ChapterScreen):
             self._shown_notice = notice
             self._w["q-context"].update(Text(notice, style="italic") if notice else "")
             self._w["q-context"].display = bool(notice)
-        self._model_serial += 1
         view = ModelView(e)
         self.model_view = view
         if model is None:
             view.stage, view.error = "error", "needs the model (see above)"
+            self.cancel_compute("model")
             self._show_model()
-            return
-        settings = self.session.sampling
-        lab = self._lab
-        if lab is not None:
-            view.comparison = lab.comparison(e)
-            if ids is not None:
-                view.texts = lab.texts(e, ids, settings, self.seed, N_NEW)
-        complete = (
-            lab is not None
-            and (view.comparison is not None or not lab.can_compare)
-            and (view.texts is not None or ids is None)
-        )
-        if complete:
-            view.stage = "done"
-            self._show_model()
-            return
-        self._show_model()
-        try:
-            self.session.encoding("model")
-        except NotReady:
-            return  # the tokenizers are still loading: session_changed comes back later
-        job = ModelJob(self._model_serial, e, ids, settings, self.seed)
-        self._model_worker(job, model)
-
-    def _ensure_lab(self, model) -> QuantLab:  # noqa: ANN001
-        with self._lab_lock:
-            lab = self._lab
-            if lab is None or lab.model is not model:
-                enc = self.session.encoding("model")
-                try:
-                    tokens = eval_tokens(enc, max_tokens=EVAL_TOKENS)
-                    self._eval_error = ""
-                except EvalDataError as exc:
-                    tokens, self._eval_error = None, str(exc)
-                lab = self._lab = QuantLab(model, tokens, enc)
-            return lab
-
-    @work(thread=True, exclusive=True, group="q-model", exit_on_error=False)
-    def _model_worker(self, job: ModelJob, model) -> None:  # noqa: ANN001
-        worker = get_current_worker()
-        time.sleep(START_DELAY)
-        if worker.is_cancelled:
             return
         try:
             lab = self._ensure_lab(model)
-            last = 0.0
-            for event in lab.run(job.scheme, job.prompt_ids, job.settings, job.seed, N_NEW):
-                if worker.is_cancelled:
-                    return
-                now = time.monotonic()
-                progress = event.stage in ("quantize", "reference", "compare")
-                if progress and now - last < PROGRESS_INTERVAL:
-                    continue
-                last = now
-                self._call(self._model_event, job.serial, event)
-        except Exception as exc:  # shown, never a traceback
-            self._call(self._model_failed, job.serial, f"{type(exc).__name__}: {exc}")
+        except NotReady:
+            self.cancel_compute("model")
+            self._show_model()
+            return  # the tokenizers are still loading: session_changed comes back later
+        settings = self.session.sampling
+        view.comparison = lab.comparison(e)
+        if ids is not None:
+            view.texts = lab.texts(e, ids, settings, self.seed, N_NEW)
+        complete = (view.comparison is not None or not lab.can_compare) and (
+            view.texts is not None or ids is None
+        )
+        if complete:
+            view.stage = "done"
+            self.cancel_compute("model")
+            self._show_model()
+            return
+        self._show_model()
+        self.compute("model", _run_lab, lab, e, ids, settings, self.seed, then=self._model_event,
+                     on_error=self._model_failed,
+                     on_progress=lambda report: self._model_event(report.value))  # fmt: skip
 
-    def _model_event(self, serial: int, event: LabEvent) -> None:
+    def _ensure_lab(self, model) -> QuantLab:  # noqa: ANN001
+        """The lab of ``model`` (made once, on the UI thread: reading the held-out text takes
+        a few milliseconds; everything slow it does runs later, in the compute worker)."""
+        lab = self._lab
+        if lab is None or lab.model is not model:
+            enc = self.session.encoding("model")
+            try:
+                tokens = eval_tokens(enc, max_tokens=EVAL_TOKENS)
+                self._eval_error = ""
+            except EvalDataError as exc:
+                tokens, self._eval_error = None, str(exc)
+            lab = self._lab = QuantLab(model, tokens, enc)
+        return lab
+
+    def _model_event(self, event: LabEvent | None) -> None:
         view = self.model_view
-        if serial != self._model_serial or view is None:
+        if event is None or view is None:
             return
         view.stage, view.done, view.total = event.stage, event.done, event.total
         if event.texts is not None:
@@ -927,8 +786,8 @@ class QuantizationScreen(ChapterScreen):
             view.comparison = event.comparison
         self._show_model()
 
-    def _model_failed(self, serial: int, message: str) -> None:
-        if serial != self._model_serial or self.model_view is None:
+    def _model_failed(self, message: str) -> None:
+        if self.model_view is None:
             return
         self.model_view.stage, self.model_view.error = "error", message
         self._show_model()
@@ -961,12 +820,12 @@ class QuantizationScreen(ChapterScreen):
         if c is not None:
             kl = f"{sig(c.kl_mean)} nats per token, worst {sig(c.kl_max)}"
             top1 = (
-                f"{fmt_percent(c.top1_agreement, 2)} of {c.n_predictions:,} tokens: "
+                f"{fmt_percent(c.top1_agreement, 2)} of {c.n_predictions:,} held-out tokens: "
                 "same first choice"
             )
             ppl = (
                 f"{c.perplexity_candidate:.3f} vs FP32 {c.perplexity_reference:.3f} "
-                f"({lab.n_eval_tokens if lab is not None else EVAL_TOKENS:,} held-out tokens)"
+                f"(the same {c.n_predictions:,} tokens)"
             )
             self.shown.update({"kl": kl, "top1": top1, "perplexity": ppl})
             rows += [("KL vs FP32", kl), ("top-1", top1), ("perplexity", ppl)]
@@ -1068,8 +927,37 @@ class QuantizationScreen(ChapterScreen):
         self.shown["text_note"] = message
         note.update(Text(message, style="italic"), layout=False)
 
-    # -- helpers -----------------------------------------------------------------------------
 
-    def _call(self, fn, *args) -> None:  # noqa: ANN001
-        with contextlib.suppress(RuntimeError):  # the app is closing
-            self.app.call_from_thread(fn, *args)
+# -- the work, run by the compute path (pure: every input passed in) --------------------------
+
+
+def _ignore(_report: object) -> None:
+    """Progress of the matrix job is not drawn (it is short); the task is for cancelling."""
+
+
+def _matrix_after_a_pause(name, array, scheme, cell, result, summary, task):  # noqa: ANN001, ANN202
+    """:func:`~llm_anatomy_tui.views.quant_matrix.matrix_result` after a short pause, unless
+    a newer choice cancelled it meanwhile (a burst of keys runs one job, not one per key)."""
+    time.sleep(MATRIX_DELAY)
+    if task.cancelled:
+        return None
+    return matrix_result(name, array, scheme, cell, result, summary)
+
+
+def _run_lab(lab: QuantLab, scheme, ids, settings, seed, task) -> LabEvent | None:  # noqa: ANN001
+    """Run the lab for one scheme after a short pause (a burst of key presses starts one
+    job), reporting its events as progress; None if cancelled."""
+    time.sleep(START_DELAY)
+    last = 0.0
+    final = None
+    for event in lab.run(scheme, ids, settings, seed, N_NEW):
+        if task.cancelled:
+            return None
+        final = event
+        now = time.monotonic()
+        progress = event.stage in ("quantize", "reference", "compare")
+        if progress and now - last < PROGRESS_INTERVAL:
+            continue
+        last = now
+        task.report(event.done / event.total if event.total else 0.0, event)
+    return final

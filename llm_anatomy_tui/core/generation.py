@@ -75,6 +75,8 @@ class Stop:
 
     reason: str
     message: str
+    sequence: str | None = None
+    """The stop sequence that ended it (``reason == STOP_SEQUENCE``), else None."""
 
 
 # -- cost figures -------------------------------------------------------------------------
@@ -295,9 +297,10 @@ class Generation:
         self.settings = settings or SamplingSettings()
         self.seed = _check_seed(seed)
         self.encoding = encoding
-        self.stop_sequences = check_stops(stop_sequences)
-        if self.stop_sequences and encoding is None:
+        self._stop_sequences = check_stops(stop_sequences)
+        if self._stop_sequences and encoding is None:
             raise ValueError("stop sequences need an encoding to turn tokens into text")
+        self._stops_from = 0  # output text before this offset cannot match a stop sequence
         if stop_tokens is None:
             defaults = {getattr(encoding, "eot_token", None), cfg.eos_token_id}
             stop_tokens = [t for t in defaults if t is not None and 0 <= t < cfg.vocab_size]
@@ -356,6 +359,27 @@ class Generation:
     def stop(self) -> Stop | None:
         """Why the generation ended, or None while it can go on."""
         return self._stop
+
+    @property
+    def stop_sequences(self) -> tuple[str, ...]:
+        """Texts that end the generation when they appear in output generated after they
+        were set (text generated before cannot trigger a stop sequence set later)."""
+        return self._stop_sequences
+
+    @stop_sequences.setter
+    def stop_sequences(self, stops: Sequence[str]) -> None:
+        """Set the stop sequences from the next step on. If the generation had ended on a
+        stop sequence that is no longer among them, it may go on."""
+        stops = check_stops(stops)
+        if stops == self._stop_sequences:
+            return
+        if stops and self.encoding is None:
+            raise ValueError("stop sequences need an encoding to turn tokens into text")
+        self._stop_sequences = stops
+        self._stops_from = len(self._output_text())
+        stop = self._stop
+        if stop is not None and stop.reason == STOP_SEQUENCE and stop.sequence not in stops:
+            self._stop = self._limit_stop()
 
     @property
     def done(self) -> bool:
@@ -476,9 +500,25 @@ class Generation:
         # next step feeds it again (one cheap decode) instead of storing logits here.
         self.cache.truncate(min(self.cache.length, n_tokens - 1))
         self._shown = "".join(rec.new_text for rec in self._steps)  # what was handed out
+        # text generated again after the rewind is new: a stop sequence may match it
+        self._stops_from = min(self._stops_from, len(self._output_text()))
         self._stop = None
         if self.room <= 0:
             self._stop = Stop(STOP_CONTEXT_FULL, self._full_message())
+
+    def _limit_stop(self) -> Stop | None:
+        """The stop a generation with its steps so far has without any stop token or
+        stop sequence: the context window or the token limit, if reached."""
+        if self.room <= 0:
+            return Stop(STOP_CONTEXT_FULL, self._full_message())
+        if self.max_new_tokens is not None and len(self._steps) >= self.max_new_tokens:
+            return Stop(STOP_MAX_TOKENS, f"{self.max_new_tokens} new tokens generated")
+        return None
+
+    def _output_text(self) -> str:
+        """The whole output text of the steps so far, no stop sequence applied."""
+        pieces = [self.piece(t) for t in self.generated if t not in self.stop_tokens]
+        return _decode(pieces, final=True)
 
     def branch(self, index: int, token: int) -> StepRecord:
         """Rewind to step ``index`` and take it with ``token`` instead of the sampler's choice."""
@@ -570,7 +610,7 @@ class Generation:
         if token in self.stop_tokens:
             return Stop(STOP_END_OF_TEXT, f"the model produced the end-of-text token {token}")
         if cut is not None:
-            return Stop(STOP_SEQUENCE, f"the stop sequence {cut!r} was generated")
+            return Stop(STOP_SEQUENCE, f"the stop sequence {cut!r} was generated", cut)
         if self.max_new_tokens is not None and index + 1 >= self.max_new_tokens:
             return Stop(STOP_MAX_TOKENS, f"{self.max_new_tokens} new tokens generated")
         if len(self.prompt) + index + 1 >= self.window:
@@ -589,9 +629,10 @@ class Generation:
         """
         pieces = [self.piece(t) for t in generated if t not in self.stop_tokens]
         text = _decode(pieces, final=final)
-        hit = find_stop(text, self.stop_sequences)
+        start = min(self._stops_from, len(text))  # only newer text can hold a stop sequence
+        hit = find_stop(text[start:], self._stop_sequences)
         if hit is not None:
-            return text[: hit[0]], hit[1]
+            return text[: start + hit[0]], hit[1]
         if not final:
             text = text[: len(text) - held_back(text, self.stop_sequences)]
         return text, None

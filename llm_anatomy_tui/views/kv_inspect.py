@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.generation import Generation, forward_macs, kv_cache_bytes_for
+from ..core.generation import Generation, StepRecord, forward_macs, kv_cache_bytes_for
 from ..core.model import KVCache, Model, forward
 
 
@@ -130,16 +130,25 @@ def cached_rerun(model: Model, context: Sequence[int]) -> tuple[np.ndarray, floa
 
 
 def compare_step(gen: Generation, index: int) -> CacheComparison:
-    """Measure step ``index`` both ways, one right after the other (so both timings see the
-    same machine), and compare the logits the generation used with the other way's.
+    """Measure step ``index`` of ``gen`` both ways (see :func:`compare_record`)."""
+    return compare_record(gen.model, gen.tokens, len(gen.prompt), gen.steps[index])
+
+
+def compare_record(model: Model, tokens: Sequence[int], n_prompt: int,
+                   rec: StepRecord) -> CacheComparison:  # fmt: skip
+    """Measure the step ``rec`` both ways, one right after the other (so both timings see
+    the same machine), and compare the logits the generation used with the other way's.
+
+    ``tokens`` holds the generation's tokens (at least up to the step's context), its
+    first ``n_prompt`` the prompt. Reads only the model and the immutable record: it can
+    run in any thread, beside the generation worker.
 
     With the cache: the context but its last token is put in a fresh cache (not timed),
     then the last token is decoded against it (timed) — except for step 0, the prefill,
     which feeds the whole prompt either way. Without: every token in context, no cache.
     """
-    rec = gen.steps[index]
-    model = gen.model
-    context = gen.tokens[: len(gen.prompt) + index]
+    index = rec.index
+    context = list(tokens[: n_prompt + index])
     if index == 0:
         t0 = time.perf_counter()
         c_logits = forward(model, context, KVCache(model.config), all_logits=False)[-1]
@@ -148,9 +157,12 @@ def compare_step(gen: Generation, index: int) -> CacheComparison:
     else:
         c_logits, c_seconds, c_macs = cached_rerun(model, context)
         c_fed = 1
-    other = gen.recompute(index)  # no cache: every token again
+    t0 = time.perf_counter()  # no cache: every token again
+    u_logits = forward(model, context, all_logits=False)[-1]
+    u_seconds = time.perf_counter() - t0
+    u_macs = forward_macs(model.config, len(context))
     mine = np.asarray(rec.logits, np.float64)
-    theirs = np.asarray(other.logits if rec.used_cache else c_logits, np.float64)
+    theirs = np.asarray(u_logits if rec.used_cache else c_logits, np.float64)
     return CacheComparison(
         index=index,
         position=rec.position,
@@ -159,11 +171,25 @@ def compare_step(gen: Generation, index: int) -> CacheComparison:
         cached_macs=int(c_macs),
         cached_seconds=float(c_seconds),
         uncached_fed=len(context),
-        uncached_macs=int(other.macs),
-        uncached_seconds=float(other.seconds),
+        uncached_macs=int(u_macs),
+        uncached_seconds=float(u_seconds),
         max_abs_diff=float(np.abs(mine - theirs).max()),
         top1_same=bool(np.argmax(mine) == np.argmax(theirs)),
     )
+
+
+def measure_records(model: Model, tokens: Sequence[int], n_prompt: int,
+                    records: Sequence[StepRecord], task=None) -> dict:  # noqa: ANN001  # fmt: skip
+    """:func:`compare_record` for each of ``records`` in turn: {record: comparison}. With
+    a ``task`` (the compute path's), stops early once it is cancelled."""
+    out = {}
+    for i, rec in enumerate(records):
+        if task is not None and task.cancelled:
+            break
+        out[rec] = compare_record(model, tokens, n_prompt, rec)
+        if task is not None:
+            task.report((i + 1) / len(records))
+    return out
 
 
 class DriftLog:
@@ -218,3 +244,111 @@ class DriftLog:
     @property
     def fp32_cache(self) -> KVCache:
         return self.tracker.fp32_cache
+
+
+# -- what chapter 14 draws ----------------------------------------------------------------
+
+NOISE_FLOOR = 1e-4
+"""Logit differences below this are float32 rounding noise (their digits depend on the
+BLAS kernel): shown as "< 1e-4", never as digits."""
+
+
+def diff_text(value: float, floor: float = NOISE_FLOOR) -> str:
+    """A max |Δlogit| as printed: noise-level values in a stable form.
+
+    >>> diff_text(6.7e-06), diff_text(3.8e-06), diff_text(0.0123)
+    ('< 1e-4', '< 1e-4', '1.2e-02')
+    >>> diff_text(0.0)
+    '0'
+    """
+    if value == 0:
+        return "0"
+    if value < floor:
+        return f"< {floor:.0e}".replace("e-0", "e-")
+    return f"{value:.1e}"
+
+
+@dataclass(frozen=True, eq=False)
+class KVState:
+    """What chapter 14 shows of the shared generation, read by a generation op (a snapshot:
+    the live generation and its cache may change under the screen; this never does)."""
+
+    key: tuple
+    """Identifies the generation state it was read from (object, steps, last step)."""
+    config: object
+    """The model's :class:`~llm_anatomy_tui.core.config.LlamaConfig`."""
+    n_prompt: int
+    n_tokens: int
+    tokens: tuple
+    """The generation's tokens: the prompt's, then one per step."""
+    steps: tuple
+    """The generation's step records (immutable)."""
+    stop: object
+    """Why the generation cannot go on (a :class:`~..core.generation.Stop`), or None."""
+    snapshot: CacheSnapshot
+    bits: int | None = None
+    drift: tuple = ()
+    """(step index, KVDriftStep) for every step the quantized cache has seen."""
+    quant_codes_bytes: int = 0
+    quant_scales_bytes: int = 0
+    quant_pending: int = 0
+    """Tokens the quantized cache has not been fed yet (the next op feeds them)."""
+    message: str = ""
+    """What went wrong measuring, or ""."""
+    info: str = ""
+    """What the op that made this state did ("" for nothing to say)."""
+    notice: str = ""
+    """Why the model reads something other than the typed prompt, or ""."""
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def behind(self) -> bool:
+        """True while another op would feed the quantized cache more tokens."""
+        return not self.message and self.quant_pending > 0
+
+
+def state_key(gen: Generation) -> tuple:
+    """What identifies a generation's state for chapter 14: the object and its steps."""
+    last = gen.steps[-1] if gen.steps else None
+    return (id(gen), len(gen.steps), id(last), gen.stop)
+
+
+def kv_state(gen: Generation, log: DriftLog | None, *, feeds: int = 64, info: str = "",
+             notice: str = "") -> KVState:  # fmt: skip
+    """Read chapter 14's numbers off ``gen`` (inside a generation op).
+
+    Runs the next forward pass first (so the cache holds every token in context), and
+    feeds the quantized cache ``log`` (if any) up to ``feeds`` times. A failure there is
+    reported in ``message``, not raised. (Each step measured both ways is
+    :func:`measure_records`' job, run beside the generation worker.)"""
+    import contextlib
+
+    from ..core.generation import GenerationStopped
+
+    if gen.room > 0 and not gen.done:
+        with contextlib.suppress(GenerationStopped):
+            gen.preview()
+    message = ""
+    drift: tuple = ()
+    codes = scales = pending = 0
+    try:
+        if log is not None:
+            pending = log.sync(gen.tokens, len(gen.prompt), limit=feeds)
+            drift = tuple(sorted(log.rows.items()))
+            cache = log.quantized_cache
+            scales = sum(layer.key_scales.nbytes + layer.value_scales.nbytes
+                         for layer in cache.layers)  # fmt: skip
+            codes = cache.nbytes - scales
+    except Exception as exc:  # keep the screen alive and say what failed
+        message = f"Could not measure this step: {type(exc).__name__}: {exc}"
+    return KVState(
+        key=state_key(gen), config=gen.model.config, n_prompt=len(gen.prompt),
+        n_tokens=len(gen.tokens), tokens=tuple(gen.tokens), steps=tuple(gen.steps), stop=gen.stop,
+        snapshot=cache_snapshot(gen.cache, gen.model.config),
+        bits=log.bits if log is not None else None, drift=drift, quant_codes_bytes=codes,
+        quant_scales_bytes=scales, quant_pending=pending, message=message, info=info,
+        notice=notice,
+    )  # fmt: skip

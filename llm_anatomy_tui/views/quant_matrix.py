@@ -32,6 +32,7 @@ from ..core.quant import (
     fp16_decode,
     fp16_encode,
     is_quantized_tensor,
+    root_mean_square,
     storage_cost,
 )
 
@@ -127,6 +128,9 @@ class MatrixSummary:
     max_abs_error: float
     relative_rmse: float
     storage: StorageCost
+    rms: float = 0.0
+    """The weights' own RMS, sqrt(mean(w²)): what :attr:`relative_rmse` divides by
+    (read directly, so an exact format's RMSE of 0 still shows the real RMS)."""
 
     @property
     def fp32_nbytes(self) -> int:
@@ -161,7 +165,32 @@ def summarize(result: QuantResult, name: str) -> MatrixSummary:
         max_abs_error=result.max_abs_error,
         relative_rmse=result.relative_rmse,
         storage=result.storage,
+        rms=root_mean_square(result.original),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixResult:
+    """One matrix through one scheme, as chapter 15 shows it: the quantized tensor, its
+    numbers, and the scale group around the chosen weight."""
+
+    name: str
+    scheme: QuantScheme
+    result: QuantResult
+    summary: MatrixSummary
+    group: GroupView
+
+
+def matrix_result(name: str, array: np.ndarray, scheme: QuantScheme, cell: tuple[int, int],
+                  result: QuantResult | None = None,
+                  summary: MatrixSummary | None = None) -> MatrixResult:  # fmt: skip
+    """Quantize ``array`` (unless ``result`` is given), summarize it (unless ``summary``
+    is) and cut out the group holding ``cell``."""
+    from ..core.quant import quantize
+
+    result = result if result is not None else quantize(array, scheme)
+    summary = summary if summary is not None else summarize(result, name)
+    return MatrixResult(name, scheme, result, summary, group_view(result, *cell))
 
 
 # -- one matrix: the scale group around a weight ------------------------------------------
@@ -395,11 +424,13 @@ __all__ = [
     "MATRIX_LABELS",
     "NO_SCALE",
     "GroupView",
+    "MatrixResult",
     "MatrixSummary",
     "Sample",
     "float_grid_count",
     "group_bounds",
     "group_view",
+    "matrix_result",
     "model_nbytes_fast",
     "outlier_cell",
     "short_name",

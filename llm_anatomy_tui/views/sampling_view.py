@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.generation import Generation, GenerationStopped, StepRecord, Stop
 from ..core.sampling import SamplingError, SamplingResult, SamplingSettings, rank_tokens
 from .readout import LOGIT_DECIMALS, SoftmaxReadout, softmax_readout
 
@@ -199,6 +200,60 @@ def _top_ids(values: np.ndarray, n: int) -> np.ndarray:
     return ids[rank_tokens(values[ids])][:n]
 
 
+def _z_from_rounded(raw: np.ndarray, penalised: np.ndarray, ids: list[int],
+                    settings: SamplingSettings, decimals: int) -> np.ndarray:  # fmt: skip
+    """z of tokens ``ids`` computed as the chapter tells a reader to: the penalties, then
+    the temperature, applied to the logit *as printed* (rounded to ``decimals``).
+
+    The penalties divide (or multiply) by r and subtract the frequency and presence
+    terms; the subtracted part is read off the model's own penalised logits, so tokens
+    the history never held are left alone.
+
+    >>> s = SamplingSettings(temperature=0.7, repetition_penalty=2.0, presence_penalty=0.5)
+    >>> raw, pen = np.array([1.23456, -2.0, 0.3]), np.array([0.11728, -2.0, 0.3])
+    >>> [round(float(z), 6) for z in _z_from_rounded(raw, pen, [0, 1, 2], s, 4)]
+    [0.167571, -2.857143, 0.428571]
+    """
+    raw = np.asarray(raw, dtype=np.float64)[ids]
+    pen = np.asarray(penalised, dtype=np.float64)[ids]
+    shown = np.round(raw, decimals)
+    r = settings.repetition_penalty
+    seen = pen != raw
+    scaled = np.where(raw > 0, raw / r, raw * r)
+    subtracted = np.where(seen, pen - scaled, 0.0)  # −(f·uses + q) for tokens in context
+    z = np.where(seen, np.where(shown > 0, shown / r, shown * r) + subtracted, shown)
+    t = settings.temperature
+    return z / t if t not in (0.0, 1.0) else z
+
+
+def penalty_rule(settings: SamplingSettings) -> str:
+    """How the penalties change a logit ``l`` of a token already in context, as printed
+    under the table ("" when they are off).
+
+    >>> penalty_rule(SamplingSettings(repetition_penalty=1.3, frequency_penalty=0.5))
+    'pen(l) = l ÷ 1.3 if l > 0, l × 1.3 if not, − 0.5 × uses'
+    >>> penalty_rule(SamplingSettings(presence_penalty=2))
+    'pen(l) = l − 2'
+    """
+    if not settings.penalised:
+        return ""
+    r = settings.repetition_penalty
+    rule = f"l ÷ {r:g} if l > 0, l × {r:g} if not" if r != 1 else "l"
+    if settings.frequency_penalty:
+        rule += (
+            f", − {settings.frequency_penalty:g} × uses"
+            if r != 1
+            else (f" − {settings.frequency_penalty:g} × uses")
+        )
+    if settings.presence_penalty:
+        rule += (
+            f", − {settings.presence_penalty:g}"
+            if r != 1
+            else (f" − {settings.presence_penalty:g}")
+        )
+    return f"pen(l) = {rule}"
+
+
 def sampling_table(
     result: SamplingResult,
     chosen: int | None = None,
@@ -218,6 +273,11 @@ def sampling_table(
     ids = [int(i) for i in _top_ids(z_all, top_n)]
     if chosen not in ids:
         ids.append(chosen)
+    if temp_stage.active or pen_stage.active:
+        # The z printed is computed from the logit printed beside it, so z = pen(logit)/T
+        # checks with a calculator: recompute the shown rows' z from the rounded logits.
+        z_all = z_all.copy()
+        z_all[ids] = _z_from_rounded(raw_stage.base, pen_stage.base, ids, settings, decimals)
     position = {i: _rank_of(z_all, i) for i in ids}  # by z, ties to the lower id
     # the first candidates of the draw, in draw order (the strip of the cumulative sum)
     kept_values = np.where(final.keep, np.asarray(final.base, dtype=np.float64), -np.inf)
@@ -271,3 +331,67 @@ def sampling_table(
         final=fin,
         decimals=decimals,
     )
+
+
+# -- the chapter's state ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SamplingState:
+    """What chapter 5 draws, read off the shared generation by a generation op (a snapshot:
+    the live generation may change under the screen, this never does)."""
+
+    prompt: tuple[int, ...]
+    """The tokens the model reads before the first generated one."""
+    steps: tuple[StepRecord, ...]
+    """Every step taken (immutable records)."""
+    stop: Stop | None
+    """Why the generation cannot go on (None: it can)."""
+    room: int
+    """Tokens that still fit in the context window."""
+    settings: SamplingSettings
+    seed: int
+    stops: tuple[str, ...]
+    result: SamplingResult | None
+    """What the sampler does at the next step (None: the generation has stopped)."""
+    table: SamplingTable | None
+    """The bars of :attr:`result`."""
+    message: str = ""
+    """Why there is no next step, as a sentence ("" when there is one)."""
+    info: str = ""
+    """What the op that made this state did (replay, branch …), or ""."""
+    notice: str = ""
+    """Why the model reads something other than the typed prompt, or ""."""
+    key: tuple = ()
+    """Identifies the generation state this was read from (see :func:`generation_key`)."""
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.prompt) + len(self.steps)
+
+
+def generation_key(gen: Generation) -> tuple:
+    """What identifies the state of a generation for drawing: the object, its steps and
+    the settings its next step uses. Equal keys: the same picture."""
+    last = gen.steps[-1] if gen.steps else None
+    return (id(gen), len(gen.steps), id(last), gen.settings, gen.seed, gen.stop_sequences,
+            gen.stop)  # fmt: skip
+
+
+def sampling_state(gen: Generation, top_n: int, info: str = "", notice: str = "") -> SamplingState:
+    """Read what chapter 5 shows off ``gen`` (inside a generation op): its steps, and the
+    sampler's preview of the next step with the table of its top ``top_n`` rows."""
+    result = table = None
+    message = gen.stop.message if gen.stop is not None else ""
+    if gen.stop is None:
+        try:
+            result = gen.preview()
+        except GenerationStopped as exc:
+            message = str(exc)
+        else:
+            table = sampling_table(result, top_n=top_n)
+    return SamplingState(
+        prompt=gen.prompt, steps=tuple(gen.steps), stop=gen.stop, room=gen.room,
+        settings=gen.settings, seed=gen.seed, stops=gen.stop_sequences, result=result,
+        table=table, message=message, info=info, notice=notice, key=generation_key(gen),
+    )  # fmt: skip

@@ -143,7 +143,10 @@ def _damage(model_dir, tmp_path, how):
         (["hi", "--model", "{corrupt}"], "model.safetensors"),
         (["hi", "--model", "{garbage}"], "not a valid safetensors file"),
         (["hi", "--model", "{nan}"], "model.layers.0.mlp.down_proj.weight contains NaN"),
-        (["hi", "--model", "{vocab}"], "its vocabulary (100 tokens) is not the built-in one (8,193)"),
+        (
+            ["hi", "--model", "{vocab}"],
+            "its vocabulary (100 tokens) is not the built-in one (8,193)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, model_dir, tmp_path, args, message):

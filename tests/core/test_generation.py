@@ -400,3 +400,63 @@ def test_kv_cache_bytes_formula():
     )
     cfg = LlamaConfig(8193, 128, 384, 4, 4, 2, 512)
     assert kv_cache_bytes_for(cfg, 10) == 2 * 4 * 2 * 32 * 10 * 4
+
+
+# -- stop sequences set mid-way ------------------------------------------------------------
+
+
+def _gen_with_text(model, encoding, at_least: str, steps: int = 60):  # noqa: ANN001
+    """A seeded generation stepped until its text contains ``at_least`` (or skip)."""
+    gen = Generation(model, encoding.encode_ordinary("Once upon a time"), seed=3,
+                     encoding=encoding, stop_tokens=())  # fmt: skip
+    for _ in range(steps):
+        gen.step()
+        if at_least in gen.text:
+            return gen
+    pytest.skip(f"the seeded generation never produced {at_least!r}")
+
+
+def test_a_stop_sequence_set_later_ignores_text_generated_before(tiny_model):
+    enc = load_encoding("model")
+    gen = _gen_with_text(tiny_model, enc, "e")
+    before = gen.text
+    gen.stop_sequences = ("e",)  # already in the text: must not fire on it
+    rec = gen.step()
+    new = gen.text[len(before) :]
+    # the reference: the same steps without any stop sequence
+    twin = Generation(tiny_model, list(gen.prompt), seed=3, encoding=enc, stop_tokens=())
+    for r in gen.steps:
+        twin.step(token=r.token)
+    full = twin.text
+    assert full.startswith(before)
+    if "e" in full[len(before) :]:
+        assert rec.stop is not None and rec.stop.sequence == "e"
+        assert gen.text == full[: len(before) + full[len(before) :].index("e")]
+    else:
+        assert rec.stop is None and not gen.done and new == full[len(before) :]
+
+
+def test_stop_sequence_fires_only_on_new_text_and_clearing_it_resumes(tiny_model):
+    enc = load_encoding("model")
+    gen = _gen_with_text(tiny_model, enc, " ")
+    gen.stop_sequences = (" ",)
+    for _ in range(60):
+        rec = gen.step()
+        if gen.done:
+            break
+    else:
+        pytest.skip("no space generated after the stop was set")
+    assert rec.stop.reason == "stop_sequence" and rec.stop.sequence == " "
+    gen.stop_sequences = ()  # the stop that ended it is gone: it may go on
+    assert not gen.done
+    gen.step()
+    assert len(gen.steps) == rec.index + 2
+
+
+def test_rewind_lets_regenerated_text_match_again(tiny_model):
+    enc = load_encoding("model")
+    gen = _gen_with_text(tiny_model, enc, " ")
+    gen.stop_sequences = (" ",)
+    gen.rewind(0)  # everything generated from here on is new
+    gen.generate(60)
+    assert gen.done and gen.stop.sequence == " "

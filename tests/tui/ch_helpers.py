@@ -3,7 +3,6 @@ read numbers back from what the screen draws."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 
@@ -21,23 +20,16 @@ def model_app(chapter: str, prompt: str | None = None) -> LLMAnatomyApp:
     return LLMAnatomyApp(chapter=chapter, session=session, load_resources=False)
 
 
-async def drain(pilot, rounds: int = 40) -> None:  # noqa: ANN001
-    """Wait until the generation worker's queue is empty and every follow-up op has run."""
+async def drain(pilot, rounds: int = 40) -> None:  # noqa: ANN001, ARG001
+    """Wait until the app has settled (no pending compute, no generation op, no worker),
+    with cursors not blinking (``rounds`` is kept for old callers)."""
     app = pilot.app
-    for _ in range(rounds):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if getattr(app.screen, "_catch_up_timer", None) is not None:
-            await asyncio.sleep(0.2)  # chapter 14 catches up its measurements after a pause
-            continue
-        if not app._generation_ops and not app._generation_worker_busy:
-            await pilot.pause()
-            if not app._generation_ops and not app._generation_worker_busy:
-                break
+    await pilot.pause()
+    await app.wait_until_settled()
     for widget in app.screen.query("Input, TextArea"):
         widget.cursor_blink = False  # type: ignore[attr-defined]
     await pilot.pause()
+    await app.wait_until_settled()
 
 
 def plain(renderable, width: int = 120) -> str:  # noqa: ANN001
@@ -99,3 +91,40 @@ def norm_values(text: str) -> tuple[str, str | None]:
     found = re.findall(r"exp\((?:logit|z) − " + _NUM + r"\)", text)
     assert found, text
     return found[0], (found[1] if len(found) > 1 else None)
+
+
+async def edit_prompt(pilot, text: str) -> None:  # noqa: ANN001
+    """Edit the shared prompt as a person does: ``/``, End, type ``text``, Esc; then wait
+    until the app has settled."""
+    await pilot.press("slash", "end")
+    await pilot.press(*["space" if ch == " " else ch for ch in text])
+    await pilot.press("escape")
+    await pilot.app.wait_until_settled()
+
+
+def header_text(app) -> str:  # noqa: ANN001
+    """The chapter header line as drawn (title and status)."""
+    from llm_anatomy_tui.chapters.base import ChapterHeader
+
+    return app.screen.query_one(ChapterHeader).render().plain
+
+
+class _Clock:
+    """Stands in for ``time`` in the core modules that measure steps: every reading is
+    0.5 ms after the one before, so snapshot tables do not change from run to run."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.0005
+        return self.now
+
+
+def steady_clock(monkeypatch) -> None:  # noqa: ANN001
+    import llm_anatomy_tui.core.generation as generation
+    import llm_anatomy_tui.views.kv_inspect as kv_inspect
+
+    clock = _Clock()
+    monkeypatch.setattr(generation, "time", clock)
+    monkeypatch.setattr(kv_inspect, "time", clock)

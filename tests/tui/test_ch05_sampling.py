@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from ch_helpers import bar_rows, drain, model_app, norm_values, plain, static_text
+from ch_helpers import (
+    bar_rows,
+    drain,
+    edit_prompt,
+    header_text,
+    model_app,
+    norm_values,
+    plain,
+    static_text,
+)
 from tui_helpers import SEED
 
 from llm_anatomy_tui.chapters.c05_sampling import TOP_N, SamplingScreen
@@ -424,6 +433,106 @@ async def test_seed_sentence_and_small_terminal_do_not_crash():
         await pilot.press("s", "i", "i", "left", "right", "plus", "minus")
         await drain(pilot)
         assert screen.shown is not None
+
+
+# -- one compute path: nothing stale, nothing stuck --------------------------------------------
+
+
+async def test_a_prompt_edit_shows_the_new_prompts_numbers_and_nothing_computing():
+    """Before: after /, typing and Esc, the status stayed on "Reading the prompt…" and the
+    bars kept the old prompt's numbers until s was pressed."""
+    app = model_app("sampling", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sampling(pilot)
+        for typed in (" The cat", " sat down on the mat and"):
+            await edit_prompt(pilot, typed)
+            prompt = app.session.prompt
+            assert prompt.endswith(typed)
+            logits = model_logits(app, prompt)
+            top = np.argsort(-logits, kind="stable")[:TOP_N]
+            assert [r.token for r in screen.shown.table.rows[:TOP_N]] == list(top)
+            rows = bar_rows(screen.query_one("#s-bars", BarChart))
+            for row, token in zip(rows, top, strict=False):
+                assert row.cells["logit"] == f"{logits[token]:.4f}"
+            n = len(app.session.encoding("model").encode_ordinary(prompt))
+            status = static_text(screen, "#s-status")
+            assert f"{n} tokens in context" in status
+            assert "Reading" not in status + static_text(screen, "#s-norm")
+            assert "computing" not in header_text(app)
+
+
+async def test_z_at_a_temperature_is_the_shown_logit_divided_by_t():
+    """Before: z came from the unrounded logit and disagreed with logit/T in the last digit."""
+    app = model_app("sampling", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sampling(pilot)
+        await type_field(pilot, screen, "temperature", "0.7")
+        rows = bar_rows(screen.query_one("#s-bars", BarChart))
+        assert rows and all("z" in r.cells for r in rows)
+        for r in rows:
+            assert r.cells["z"] == f"{float(r.cells['logit']) / 0.7:.4f}", r.label
+        assert "z = logit/0.7" in static_text(screen, "#s-norm")
+
+
+async def test_penalty_header_states_the_rule_that_divides():
+    """Before: the header read "logit − pen." although the repetition penalty divides."""
+    app = model_app("sampling", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sampling(pilot)
+        await type_field(pilot, screen, "repetition_penalty", "1.5")
+        norm = static_text(screen, "#s-norm")
+        assert "logit − pen." not in norm
+        assert "z = pen(logit)" in norm and "l ÷ 1.5 if l > 0, l × 1.5 if not" in norm
+        rows = bar_rows(screen.query_one("#s-bars", BarChart))
+        ids = app.session.encoding("model").encode_ordinary(STORY)
+        for r, row in zip(rows, screen.shown.table.rows, strict=False):  # the rule, by hand
+            logit = float(r.cells["logit"])
+            want = (logit / 1.5 if logit > 0 else logit * 1.5) if row.token in ids else logit
+            assert r.cells["z"] == f"{want:.4f}", r.label
+
+
+async def test_a_stop_sequence_fires_only_on_text_generated_after_it_was_set():
+    """Before: with "." already in the text, setting the stop "." and pressing g added one
+    token and said the stop sequence was generated; d did not clear the stopped state."""
+    app = model_app("sampling", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sampling(pilot)
+        await type_field(pilot, screen, "count", "40")
+        gen = None
+        for _ in range(4):
+            await pilot.press("g")
+            await drain(pilot)
+            gen = app.session.current_generation
+            if "." in gen.text:
+                break
+        assert gen is not None and "." in gen.text, gen.text
+        before = len(gen.steps)
+        await type_field(pilot, screen, "stops", ".")
+        await type_field(pilot, screen, "count", "1")
+        await pilot.press("g")
+        await drain(pilot)
+        assert len(gen.steps) == before + 1
+        last = gen.steps[-1]
+        new_text = gen.encoding.decode(list(gen.generated[before:]))
+        if "." not in new_text:  # the new token holds no ".": nothing may stop
+            assert not gen.done and last.stop is None
+            assert "Stopped" not in static_text(screen, "#s-status")
+        # generate until a "." is generated after the stop was set
+        await type_field(pilot, screen, "count", "60")
+        await pilot.press("g")
+        await drain(pilot)
+        assert gen.done and gen.stop.reason in ("stop_sequence", "end_of_text")
+        assert "Stopped" in static_text(screen, "#s-status")
+        # d clears the stop sequences: a generation they stopped goes on
+        if gen.stop.reason == "stop_sequence":
+            n = len(gen.steps)
+            await pilot.press("escape", "d")
+            await drain(pilot)
+            assert not gen.done
+            assert "Stopped" not in static_text(screen, "#s-status")
+            await pilot.press("s")
+            await drain(pilot)
+            assert len(gen.steps) == n + 1
 
 
 # -- snapshots (fixed seed 0, the real model; regenerate with --snapshot-update) ---------

@@ -17,6 +17,7 @@ from attention_helpers import (
     render_plain,
     requires_model,
 )
+from ch_helpers import edit_prompt, header_text
 from textual.widgets import Static
 from tui_helpers import make_session, settle
 
@@ -315,6 +316,24 @@ async def test_tiny_terminal_and_resizing():
 
 
 # -- snapshots (regenerate with --snapshot-update when the shipped model changes) -----------
+
+
+@requires_model
+async def test_a_prompt_edit_shows_the_new_prompts_attention_and_nothing_computing():
+    """Edit the prompt by keys, wait for the app to settle: the maps are the new context's
+    (a fresh traced forward pass of it), and nothing says it is computing."""
+    app = model_app("multi-head")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await opened(pilot)
+        for typed in (" The cat", " sat on the mat and looked at the dog"):
+            await edit_prompt(pilot, typed)
+            prompt = app.session.prompt
+            assert prompt.endswith(typed)
+            ids = app.session.encoding("model").encode_ordinary(prompt)
+            assert context_tokens(app) == tuple(ids) == screen.snapshot.tokens
+            check_maps(app, screen)
+            assert "computing" not in header_text(app)
+            assert "Running the model" not in text_of(screen, "#mh-status")
 
 
 def press_then_settle(*keys: str):  # noqa: ANN201

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-from ch_helpers import drain, model_app, static_text
+from ch_helpers import drain, edit_prompt, header_text, model_app, static_text, steady_clock
 
 from llm_anatomy_tui.chapters.c14_kv_cache import KVCacheScreen
 from llm_anatomy_tui.core.generation import decode_step_macs, kv_cache_bytes_for
-from llm_anatomy_tui.core.model import forward
 from llm_anatomy_tui.core.quant_kv import kv_bytes_per_token
+from llm_anatomy_tui.views.kv_inspect import diff_text
 from llm_anatomy_tui.views.kv_memory import LLAMA_3_8B, kv_bytes, presets_with
 
 STORY = "Once upon a time, there was a little robot who wanted to read."
@@ -83,7 +82,7 @@ async def test_cache_on_and_off_same_logits_different_work():
             assert c.uncached_macs == decode_step_macs(cfg, c.position - 1, cached=False)
         text = static_text(screen, "#kv-compare")
         last = comps[-1]
-        assert f"max |Δ| = {last.max_abs_diff:.1e}, same top token" in text
+        assert f"max |Δ| {diff_text(last.max_abs_diff)}, same top token" in text
         row = next(x for x in text.splitlines() if x.split() and x.split()[0] == str(last.index))
         cells = row.split()
         assert cells[2] == f"1/{last.position}"
@@ -92,24 +91,52 @@ async def test_cache_on_and_off_same_logits_different_work():
             and cells[4] == f"{last.uncached_macs / 1e6:.2f}"
         )
         assert cells[5] == f"{last.cached_seconds * 1000:.2f}"
-        await pilot.press("c")  # cache off
+
+
+async def test_cache_switch_tells_one_story_and_changes_only_this_screen():
+    """Before: with the cache off the screen said "nothing is stored" next to a table of
+    stored bytes "✓ equal", new steps filled the "cached" columns, and the switch changed
+    the shared generation that chapter 5 steps."""
+    app = model_app("kv-cache", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_kv(pilot)
         await pilot.press("s", "s")
         await drain(pilot)
         gen = app.session.current_generation
-        assert not gen.use_cache and not gen.steps[-1].used_cache
-        assert gen.steps[-1].n_fed == gen.steps[-1].position  # the whole context again
-        assert "OFF" in static_text(screen, "#kv-status")
-        assert "Cache off: nothing is stored" in static_text(screen, "#kv-arrays")
-        off = screen.shown.comparisons[-1]
-        assert not off.ran_cached and off.max_abs_diff < 1e-4 and off.top1_same
-        # the logits the uncached step used are the model's own for that context
-        ref = forward(app.session.model, gen.tokens[: gen.steps[-1].position], all_logits=False)[-1]
-        assert np.abs(ref - gen.steps[-1].logits).max() < 1e-4
-        await pilot.press("c", "s")  # on again: the cache catches up, then one token per step
+        on_arrays = static_text(screen, "#kv-arrays")
+        assert "✓ equal" in on_arrays and "M MACs cached" in static_text(screen, "#kv-compare")
+        await pilot.press("c")  # cache off: what this screen shows, nothing else
+        await pilot.press("s", "s")
         await drain(pilot)
-        assert gen.use_cache and gen.steps[-1].used_cache
-        assert gen.cache.length == len(gen.tokens)
-        assert len(screen.shown.comparisons) == 6
+        assert gen is app.session.current_generation and gen.use_cache
+        assert all(rec.used_cache for rec in gen.steps)  # the shared story kept its cache
+        status = static_text(screen, "#kv-status")
+        arrays = static_text(screen, "#kv-arrays")
+        compare = static_text(screen, "#kv-compare")
+        assert "OFF" in status and f"all {len(gen.tokens)} tokens" in status
+        assert "Cache off: nothing is stored" in arrays
+        assert "✓ equal" not in arrays and "float32" not in arrays and "Σ nbytes" not in arrays
+        assert screen.shown.arrays == [] and screen.shown.total_bytes == 0
+        header = next(x for x in compare.splitlines() if x.split() and x.split()[0] == "step")
+        assert "cached" not in header and "no cache" in header
+        last = screen.shown.comparisons[-1]
+        row = next(x for x in compare.splitlines() if x.split() and x.split()[0] == str(last.index))
+        assert row.split()[2] == str(last.uncached_fed) == str(len(gen.tokens) - 1)
+        assert [s.name for s in screen.query_one("#kv-plot-macs").series] == ["no cache"]
+        assert not screen.query_one("#kv-map").display
+        # chapter 5 steps the same generation, with its cache, as before
+        app.goto_chapter("sampling")
+        await drain(pilot)
+        await pilot.press("s")
+        await drain(pilot)
+        assert gen.steps[-1].used_cache and gen.steps[-1].n_fed == 1
+        app.goto_chapter("kv-cache")
+        await drain(pilot)
+        await pilot.press("c")  # on again: the stored arrays, every step measured
+        await drain(pilot)
+        assert "✓ equal" in static_text(screen, "#kv-arrays")
+        assert len(screen.shown.comparisons) == len(gen.steps) == 5
+        assert screen.shown.total_bytes == gen.cache.nbytes
 
 
 async def test_quantized_cache_bytes_and_drift():
@@ -249,28 +276,31 @@ async def test_small_terminal_and_long_context_stay_readable():
         await drain(pilot)
 
 
+async def test_a_prompt_edit_shows_the_new_prompts_cache_and_nothing_computing():
+    """Before: after /, typing and Esc, the status stayed on "Reading the prompt…" and the
+    cache table kept the previous prompt's arrays."""
+    app = model_app("kv-cache", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_kv(pilot)
+        await pilot.press("s", "s")
+        await drain(pilot)
+        cfg = app.session.model.config
+        for typed in (" The cat", " sat on the mat and looked at the"):
+            await edit_prompt(pilot, typed)
+            prompt = app.session.prompt
+            assert prompt.endswith(typed)
+            t = len(app.session.encoding("model").encode_ordinary(prompt))
+            per_layer = 2 * cfg.num_key_value_heads * t * cfg.dim_head * 4
+            assert screen.shown.arrays[0] == ("layer 0", kv_shape(app, t), kv_shape(app, t),
+                                              per_layer)  # fmt: skip
+            status = static_text(screen, "#kv-status")
+            assert f"Prefill: {t} prompt tokens in one pass" in status
+            assert f"cache: {t} of {cfg.max_position_embeddings} positions" in status
+            assert "Reading" not in status and "computing" not in header_text(app)
+            assert screen.shown.comparisons == []  # a fresh generation: no steps yet
+
+
 # -- snapshots (fixed seed 0, the real model; regenerate with --snapshot-update) ---------
-
-
-class _Clock:
-    """Stands in for ``time`` in the core modules that measure steps: every reading is
-    0.5 ms after the one before, so snapshot tables do not change from run to run."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def perf_counter(self) -> float:
-        self.now += 0.0005
-        return self.now
-
-
-def _steady_clock(monkeypatch) -> None:  # noqa: ANN001
-    import llm_anatomy_tui.core.generation as generation
-    import llm_anatomy_tui.views.kv_inspect as kv_inspect
-
-    clock = _Clock()
-    monkeypatch.setattr(generation, "time", clock)
-    monkeypatch.setattr(kv_inspect, "time", clock)
 
 
 async def _steps_and_q8(pilot) -> None:  # noqa: ANN001
@@ -281,14 +311,14 @@ async def _steps_and_q8(pilot) -> None:  # noqa: ANN001
 
 def test_snapshot_kv_cache_80x24(snap_compare, monkeypatch):
     """Four steps: the arrays table and the cache picture at the top of the chapter."""
-    _steady_clock(monkeypatch)
+    steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(80, 24),
                         run_before=_steps_and_q8)  # fmt: skip
 
 
 def test_snapshot_kv_cache_120x40(snap_compare, monkeypatch):
     """The same at 120×40 (times come from a steady stand-in clock)."""
-    _steady_clock(monkeypatch)
+    steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(120, 40),
                         run_before=_steps_and_q8)  # fmt: skip
 
@@ -301,7 +331,7 @@ async def _scrolled(pilot) -> None:  # noqa: ANN001
 
 def test_snapshot_kv_cache_measurements_120x40(snap_compare, monkeypatch):
     """Scrolled to the cache on/off table, the plots and the quantized cache."""
-    _steady_clock(monkeypatch)
+    steady_clock(monkeypatch)
     assert snap_compare(model_app("kv-cache", STORY), terminal_size=(120, 40),
                         run_before=_scrolled)  # fmt: skip
 
@@ -333,3 +363,17 @@ async def test_status_counts_the_prefill_token_and_the_decode_steps():
         await drain(pilot)
         table = static_text(screen, "#kv-compare")
         assert "3 decode steps" in table  # steps 1–3; step 0 was the prefill
+
+
+async def test_every_step_is_measured_both_ways_once_the_keys_stop():
+    """Steps are measured beside the generation worker, a few at a time: after a burst of
+    steps and a settle, every step has its measurement (newest first, none twice)."""
+    app = model_app("kv-cache", STORY)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_kv(pilot)
+        await pilot.press(*["s"] * 9)
+        await drain(pilot)
+        gen = app.session.current_generation
+        comps = screen.shown.comparisons
+        assert [c.index for c in comps] == list(range(9)) == [r.index for r in gen.steps]
+        assert "measuring" not in static_text(screen, "#kv-compare")

