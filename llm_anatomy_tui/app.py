@@ -36,7 +36,7 @@ from .chapters.glossary import GlossaryCommands, GlossaryScreen
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .chapters.open_model import ModelCommands, OpenModelScreen
 from .core.recent_models import RecentModels
-from .core.session import DEFAULT_PROMPT, NotReady, ResourceState, Session, Status
+from .core.session import DEFAULT_PROMPT, ResourceState, Session, Status
 from .terminal import install as install_paste_parser
 from .widgets.safe_lists import SafeCommandPalette
 
@@ -100,7 +100,7 @@ class LLMAnatomyApp(App[None]):
         self._load_resources = load_resources
         self._digits = ""
         self._digit_timer: Timer | None = None
-        self._generation_ops: deque[tuple[GenerationOp, str | None, Deliver | None]] = deque()
+        self._generation_ops: deque[tuple[GenerationOp, str | None, Deliver]] = deque()
         self._generation_ops_lock = threading.Lock()
         self._generation_worker_busy = False
         self.recent_models = recent if recent is not None else RecentModels()
@@ -215,14 +215,11 @@ class LLMAnatomyApp(App[None]):
 
     # -- the shared generation -----------------------------------------------------------------
 
-    def submit_generation(
-        self, op: GenerationOp, key: str | None = None, deliver: Deliver | None = None
-    ) -> None:
-        """Queue ``op`` for the generation worker (see ``ChapterScreen.compute_generation``).
+    def submit_generation(self, op: GenerationOp, key: str | None, deliver: Deliver) -> None:
+        """Queue ``op`` for the generation worker (``ChapterScreen.compute_generation``).
 
         ``deliver(value, error)`` is called from the worker thread with what ``op``
-        returned, or the exception it raised. Without it (the older form) ``op`` returns a
-        one-line complaint or None, kept in ``session.generation_message``."""
+        returned, or the exception it raised."""
         with self._generation_ops_lock:
             if key is not None:
                 self._generation_ops = deque(
@@ -251,17 +248,8 @@ class LLMAnatomyApp(App[None]):
                     value = op(session.generation())
                 except Exception as exc:  # a failed op must not kill the worker or the app
                     error = exc
-                if deliver is None:  # the older form: the op returns its complaint
-                    if error is None:
-                        message = str(value) if value else ""
-                    elif isinstance(error, NotReady):
-                        message = str(error)
-                    else:
-                        message = f"{type(error).__name__}: {error}"
-                    session.generation_message = message
                 session.generation_revision += 1
-            if deliver is not None:
-                deliver(value, error)
+            deliver(value, error)
             try:
                 self.call_from_thread(self.announce, frozenset({GENERATION}))
             except RuntimeError:

@@ -3,42 +3,16 @@ own encodings, loaded offline from the shipped rank files through tiktoken's cac
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 
+import numpy as np
+import pytest
 
-def _pin_blas_kernel() -> None:
-    """Use OpenBLAS's Haswell kernel unless the caller chose one (before numpy loads).
-
-    The chapters print the model's numbers to 4 decimals, as a reader checks them. Another
-    BLAS kernel sums in another order: float32 results move by ~1e-5, and in every row of
-    a few dozen printed numbers one or two sit closer than that to a rounding boundary
-    (measured on chapter 9's score rows: margins 2e-7 to 1e-5). So a snapshot holding
-    them can only be stable with the kernel fixed. Haswell is what these machines pick
-    with ``OPENBLAS_CORETYPE`` set, and runs on any CPU with AVX2; without AVX2 nothing is
-    pinned. Pilot tests compare numbers with tolerances and do not need this.
-    """
-    if "OPENBLAS_CORETYPE" in os.environ:
-        return
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return
-    if " avx2" in flags:
-        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
-
-
-_pin_blas_kernel()
-
-import gzip  # noqa: E402
-import hashlib  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from llm_anatomy_tui.core.config import LlamaConfig  # noqa: E402
-from llm_anatomy_tui.core.model import Model, init_random  # noqa: E402
-from llm_anatomy_tui.core.tokenizers import RANK_FILES, assets_dir  # noqa: E402
+from llm_anatomy_tui.core.config import LlamaConfig
+from llm_anatomy_tui.core.model import Model, init_random
+from llm_anatomy_tui.core.tokenizers import RANK_FILES, assets_dir
 
 TINY_CONFIG = LlamaConfig(
     vocab_size=8193,

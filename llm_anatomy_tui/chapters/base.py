@@ -139,10 +139,10 @@ MODEL = "model"
 GENERATION = "generation"
 ALL_CHANGES: frozenset[str] = frozenset({PROMPT, TOKENIZERS, MODEL, GENERATION})
 
-GenerationOp = Callable[["Generation"], "str | None"]
+GenerationOp = Callable[["Generation"], object]
 """A function run by the app's generation worker on the shared generation (holding the
-session's generation lock). It may step, rewind, branch, preview …; it returns None, or a
-one-line message to show the person (e.g. why nothing happened)."""
+session's generation lock). It may step, rewind, branch, preview …; it returns what the
+screen that asked will draw (see :meth:`ChapterScreen.compute_generation`)."""
 
 
 class SessionChanged(Message):
@@ -254,8 +254,8 @@ class SessionHost(Protocol):
     def submit_generation(
         self,
         op: GenerationOp,
-        key: str | None = None,
-        deliver: Callable[[object, BaseException | None], None] | None = None,
+        key: str | None,
+        deliver: Callable[[object, BaseException | None], None],
     ) -> None: ...
 
 
@@ -385,8 +385,14 @@ class ChapterHeader(Widget):
         else:
             left = Text.assemble(
                 " ",
-                (f"Chapter {self.chapter.number}", "bold"),
-                (f" · {self.position} of {self.built}", "dim"),
+                *(
+                    [(f"Chapter {self.chapter.number}/{self.built}", "bold")]
+                    if self.position == self.chapter.number  # no gaps before it
+                    else [
+                        (f"Chapter {self.chapter.number}", "bold"),
+                        (f" · {self.position} of {self.built}", "dim"),
+                    ]  # fmt: skip
+                ),
                 " · ",
                 (self.chapter.title, "bold"),
             )
@@ -636,30 +642,6 @@ class ChapterScreen(Screen):
     def refresh_status(self) -> None:
         """Redraw the header's status (the app calls it while a model opens)."""
         self._computing_changed()
-
-    def submit_generation(self, op: GenerationOp, key: str | None = None) -> None:
-        """Run ``op`` on the shared generation in the app's generation worker (the older
-        form of :meth:`compute_generation`, whose op returns only a one-line complaint,
-        kept in ``session.generation_message``; new code uses :meth:`compute_generation`).
-
-        Ops run one at a time, in order, off the UI thread; every screen gets a
-        "generation" change after each (the shown one at once, others when resumed).
-        A queued op with the same ``key`` is replaced by this one (use it for previews,
-        where only the newest matters); ops without a key are never dropped, so holding
-        the step key takes one step per key press.
-        """
-        cast(SessionHost, self.app).submit_generation(op, key)
-
-    def step_generation(self, n: int = 1) -> None:
-        """Sample and append ``n`` tokens (fewer if the generation stops)."""
-
-        def op(gen: Generation) -> str | None:
-            if gen.done:
-                return f"Generation has stopped: {gen.stop.message}" if gen.stop else None
-            gen.generate(n)
-            return None
-
-        self.submit_generation(op)
 
     def goto_chapter(self, key: int | str) -> None:
         """Open another chapter by number or slug (e.g. "see chapter 8" links)."""

@@ -149,7 +149,7 @@ class BlockScreen(ChapterScreen):
         else:
             ids, notice = s.context_ids(enc, s.model.config.max_position_embeddings)
             tokens, n_prompt = tuple(ids), len(ids)
-        message = " ".join(m for m in (notice, s.generation_message) if m)
+        message = notice or ""
         if message != self._notice_text:
             self._notice_text = message
             self._notice.update(Text(message, style="italic"))

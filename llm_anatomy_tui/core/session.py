@@ -110,8 +110,6 @@ class Session:
         """Held while a generation op runs; read :attr:`current_generation` without it."""
         self.generation_revision = 0
         """Increases by one whenever the shared generation changed (a step, a rewind …)."""
-        self.generation_message = ""
-        """One line about the last generation op that did not go as asked (or "")."""
         self._sampling: SamplingSettings | None = None
         self.seed = 0
         """Seed of the shared generation's draws (step t draws from its own generator)."""

@@ -8,6 +8,7 @@ from tui_helpers import make_model_session
 
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.chapters.base import GENERATION, ChapterScreen
+from llm_anatomy_tui.chapters.generation_common import step_once
 from llm_anatomy_tui.core.config import LlamaConfig
 from llm_anatomy_tui.core.model import init_random
 
@@ -15,6 +16,13 @@ TINY = LlamaConfig(
     vocab_size=8193, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
 )  # fmt: skip
+
+
+def step(screen: ChapterScreen, n: int = 1, drawn: list | None = None) -> None:
+    """Take ``n`` steps through the one compute path (each its own op, like key presses)."""
+    for _ in range(n):
+        screen.compute_generation("test-step", step_once, then=lambda v: drawn is not None
+                                  and drawn.append(v))  # fmt: skip
 
 
 def tiny_app(prompt: str = "Once upon a time") -> LLMAnatomyApp:
@@ -27,9 +35,8 @@ async def test_steps_run_in_order_and_every_key_press_counts():
     async with app.run_test() as pilot:
         screen = app.screen
         assert isinstance(screen, ChapterScreen)
-        for _ in range(12):  # like holding the step key: none may be dropped
-            screen.step_generation()
-        await app.workers.wait_for_complete()
+        step(screen, 12)  # like holding the step key: none may be dropped
+        await app.wait_until_settled()
         await pilot.pause()
         gen = app.session.current_generation
         assert gen is not None and len(gen.steps) == 12
@@ -44,32 +51,36 @@ async def test_keyed_ops_replace_queued_ones_and_run_off_the_ui_thread():
         gate = threading.Event()
         seen: list[str] = []
 
+        drawn: list[str] = []
+
         def blocker(gen):
             gate.wait(5)
             seen.append("blocker")
+            return "blocker"
 
         def preview(tag):
             def op(gen):
                 assert threading.current_thread() is not threading.main_thread()
                 seen.append(tag)
+                return tag
 
             return op
 
-        screen.submit_generation(blocker)
+        screen.compute_generation("block", blocker, then=drawn.append)
         for tag in ("a", "b", "c"):
-            screen.submit_generation(preview(tag), key="preview")
+            screen.compute_generation("preview", preview(tag), then=drawn.append, key="preview")
         gate.set()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await app.wait_until_settled()
         assert seen == ["blocker", "c"]
+        assert drawn == ["blocker", "c"]  # what each op returned reached the screen
 
 
 async def test_prompt_change_restarts_the_generation_and_reaches_other_screens():
     app = tiny_app()
     async with app.run_test() as pilot:
         screen = app.screen
-        screen.step_generation(3)
-        await app.workers.wait_for_complete()
+        step(screen, 3)
+        await app.wait_until_settled()
         await pilot.pause()
         assert len(app.session.current_generation.steps) == 3
 
@@ -85,9 +96,8 @@ async def test_prompt_change_restarts_the_generation_and_reaches_other_screens()
         await pilot.pause()
         screen.set_prompt("A different story")
         assert app.session.current_generation is None  # stale: built for the old prompt
-        screen.step_generation()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        step(screen)
+        await app.wait_until_settled()
         gen = app.session.current_generation
         assert len(gen.steps) == 1
         assert list(gen.prompt) == app.session.encoding("model").encode("A different story")
@@ -102,32 +112,33 @@ async def test_a_failing_op_reports_a_message_and_the_worker_survives():
     async with app.run_test() as pilot:
         screen = app.screen
 
+        errors: list[str] = []
+
         def broken(gen):
             raise ValueError("bad token")
 
-        screen.submit_generation(broken)
-        await app.workers.wait_for_complete()
-        assert "bad token" in app.session.generation_message
-        screen.step_generation()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        screen.compute_generation("broken", broken, then=print, on_error=errors.append)
+        await app.wait_until_settled()
+        assert errors == ["bad token"]
+        step(screen)
+        await app.wait_until_settled()
         assert len(app.session.current_generation.steps) == 1
-        assert app.session.generation_message == ""
+        assert errors == ["bad token"]
 
 
 async def test_empty_and_overlong_prompts_follow_the_visible_policy():
     app = tiny_app(prompt="")
     async with app.run_test() as pilot:
-        app.screen.step_generation()
-        await app.workers.wait_for_complete()
+        step(app.screen)
+        await app.wait_until_settled()
         await pilot.pause()
         gen = app.session.current_generation
         assert gen.prompt == (8192,)  # <|endoftext|>: start a fresh story
         assert "empty" in app.session.context_notice
 
         app.screen.set_prompt("word " * 200)  # far more than 64 tokens
-        app.screen.step_generation()
-        await app.workers.wait_for_complete()
+        step(app.screen)
+        await app.wait_until_settled()
         await pilot.pause()
         gen = app.session.current_generation
         assert len(gen.prompt) == TINY.max_position_embeddings - 1
@@ -141,7 +152,7 @@ async def test_settings_apply_from_the_next_step_and_reach_other_screens():
     app = tiny_app()
     async with app.run_test() as pilot:
         screen = app.screen
-        screen.step_generation()
+        step(screen)
         await app.workers.wait_for_complete()
         await pilot.pause()
         first = app.session.current_generation.steps[0]
@@ -161,7 +172,7 @@ async def test_settings_apply_from_the_next_step_and_reach_other_screens():
             app.session.set_sampling(GREEDY)
             app.session.set_seed(99)
             app.session.set_stop_sequences(("zzz",))
-        screen.step_generation()
+        step(screen)
         await app.workers.wait_for_complete()
         await pilot.pause()
         gen = app.session.current_generation
