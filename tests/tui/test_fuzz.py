@@ -157,8 +157,6 @@ async def test_fuzz_chapter(chapter, tmp_path, monkeypatch) -> None:  # noqa: AN
                 f"wall): {where} {burst!r}"
             )
             assert not unexpected, f"{unexpected[0]} at {where} after {burst!r}"
-            message = app.session.generation_message
-            assert not UNEXPECTED.match(message or ""), f"{message} at {where}"
             deleting = any(isinstance(k, str) and k in DELETING for k in burst)
             if prompt_before and not app.session.prompt and not deleting:
                 pytest.fail(f"prompt lost without a deleting key: {where} {burst!r}")
