@@ -153,11 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     find_chapter(args.chapter)
                 except UnknownChapter as exc:
                     raise CommandError(str(exc)) from None
-            check_terminal()
-            from .app import run_app
-
             if args.model is not None and not os.path.exists(args.model):
                 raise CommandError(f"model not found: {args.model}")
+            check_terminal()  # after the arguments: a typo is named even without a terminal
+            from .app import run_app
+
             return run_app(chapter=args.chapter, prompt=args.prompt, model=args.model)
         return args.run(args)
     except CommandError as exc:

@@ -19,7 +19,7 @@ from attention_helpers import (
 )
 from ch_helpers import edit_prompt, header_text
 from textual.widgets import Static
-from tui_helpers import make_session, settle
+from tui_helpers import generation_op, make_session, settle, take_steps
 
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.chapters.c08_attention import AttentionScreen, Map, Strip
@@ -259,7 +259,7 @@ async def test_a_step_here_and_elsewhere_adds_the_newest_row():
 
         app.goto_chapter("tokenization")  # a step taken in another chapter …
         await settle(pilot)
-        app.screen.step_generation(2)
+        take_steps(app.screen, 2)
         await settle(pilot)
         other = app.session.current_generation
         app.goto_chapter("attention")  # … shows here when it is opened again
@@ -272,7 +272,7 @@ async def test_a_step_here_and_elsewhere_adds_the_newest_row():
         def rewind(gen):  # noqa: ANN001, ANN202
             gen.rewind(1)
 
-        screen.submit_generation(rewind)
+        generation_op(screen, rewind)
         await settle(pilot)
         assert screen.snapshot.n_tokens == t + 1
         check_against_trace(app, screen)
@@ -285,7 +285,7 @@ async def test_a_query_picked_by_hand_stays_when_a_step_arrives():
         screen = await open_model_part(pilot)
         await pilot.press("up", "up")
         picked = screen.query_pos
-        screen.step_generation()
+        take_steps(screen)
         await settle(pilot)
         assert screen.query_pos == picked
         check_against_trace(app, screen)

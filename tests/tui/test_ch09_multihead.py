@@ -18,9 +18,9 @@ from attention_helpers import (
     requires_model,
 )
 from ch_helpers import edit_prompt, header_text
-from textual.widgets import Static
 from text_snapshot import assert_text_snapshot
-from tui_helpers import make_session, settle
+from textual.widgets import Static
+from tui_helpers import make_session, settle, take_steps
 
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.chapters.c09_multihead import (
@@ -261,7 +261,7 @@ async def test_steps_reach_every_head():
         check_maps(app, screen)
         app.goto_chapter("attention")  # step from chapter 8
         await settle(pilot)
-        app.screen.step_generation()
+        take_steps(app.screen)
         await settle(pilot)
         app.goto_chapter("multi-head")
         await settle(pilot)

@@ -46,7 +46,7 @@ async def test_steps_run_in_order_and_every_key_press_counts():
 
 async def test_keyed_ops_replace_queued_ones_and_run_off_the_ui_thread():
     app = tiny_app()
-    async with app.run_test() as pilot:
+    async with app.run_test():
         screen = app.screen
         gate = threading.Event()
         seen: list[str] = []
@@ -109,7 +109,7 @@ async def test_prompt_change_restarts_the_generation_and_reaches_other_screens()
 
 async def test_a_failing_op_reports_a_message_and_the_worker_survives():
     app = tiny_app()
-    async with app.run_test() as pilot:
+    async with app.run_test():
         screen = app.screen
 
         errors: list[str] = []

@@ -61,3 +61,17 @@ def _load_cached(path: str):  # noqa: ANN202
     if path not in _MODELS:
         _MODELS[path] = load_model(path)
     return _MODELS[path]
+
+
+def generation_op(screen, op, n: int = 1) -> None:  # noqa: ANN001
+    """Run ``op`` on the shared generation ``n`` times from ``screen`` through the one
+    compute path, as a key press of a chapter would (each its own op)."""
+    for _ in range(n):
+        screen.compute_generation("test-op", op, then=lambda _value: None)
+
+
+def take_steps(screen, n: int = 1) -> None:  # noqa: ANN001
+    """Sample and append ``n`` tokens from ``screen`` (the chapters' step op)."""
+    from llm_anatomy_tui.chapters.generation_common import step_once
+
+    generation_op(screen, step_once, n)
