@@ -23,6 +23,7 @@ from ..core.limits import available_memory, format_bytes, train_step_bytes
 from ..core.train.data import Corpus, CorpusError, hold_out, load_corpus
 from ..core.train.optim import OPTIMIZERS, OptimizerSettings
 from ..core.train.trainer import (
+    MAX_LR,
     PRESETS,
     STATE_FILE,
     NonFiniteLoss,
@@ -160,6 +161,13 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise CommandError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.minutes is not None and args.minutes <= 0:
         raise CommandError(f"--minutes must be positive, got {args.minutes}")
+    # A policy of this command, not of the trainer: the app's chapter 12 lets a person
+    # try an absurd rate and watch the run blow up (NaN caught, copy dropped).
+    if args.lr is not None and args.lr > MAX_LR:
+        raise CommandError(
+            f"learning rate {args.lr:g} (--lr) is far above any that trains (at most {MAX_LR:g}; "
+            "typical: 1e-4 to 1e-2)"
+        )
 
 
 def _check_out_writable(out: Path) -> None:

@@ -27,7 +27,7 @@ from ..core.model import Model
 from ..core.sampling import SamplingSettings
 from ..core.train.data import Corpus, batch_windows, eval_windows, spread_subset
 from ..core.train.optim import OptimizerSettings
-from ..core.train.trainer import Trainer, TrainError, TrainSettings
+from ..core.train.trainer import NonFiniteLoss, Trainer, TrainError, TrainSettings
 
 TRAINING_MEMORY_BUDGET = 1 << 30
 """Bytes a live run may hold for weights + gradients + optimizer state (1 GiB). A larger
@@ -376,8 +376,11 @@ def live_train(
         if task.cancelled:
             run.status = "cancelled"
             return run
-        with np.errstate(all="ignore"):  # a blow-up is detected below, not warned about
-            loss, lr, norm = trainer.train_step()
+        try:
+            with np.errstate(all="ignore"):  # a blow-up is detected below, not warned about
+                loss, lr, norm = trainer.train_step()
+        except NonFiniteLoss:  # the trainer refused the update: the loss or gradient broke
+            loss, lr, norm = math.nan, trainer.settings.lr_for(i), math.nan
         if on_step is not None:
             on_step(trainer)
         bad = [

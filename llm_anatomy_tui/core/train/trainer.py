@@ -58,7 +58,7 @@ OPTIMIZER_FILE = "optimizer.npz"
 HISTORY_FORMAT = "llm-anatomy training history v1"
 
 
-class TrainError(RuntimeError):
+class TrainError(ValueError):
     """A run cannot start or resume; the message is one line saying why."""
 
 
@@ -122,7 +122,8 @@ def resolve_config(spec: str) -> LlamaConfig:
 
 
 MAX_LR = 1.0
-"""Largest learning rate accepted: beyond it every update overshoots and the loss explodes."""
+"""Largest learning rate ``llm-anatomy train`` accepts: beyond it every update overshoots
+and the loss explodes (the trainer itself takes any finite rate and stops on a NaN loss)."""
 
 
 class NonFiniteLoss(TrainError):
@@ -176,11 +177,6 @@ class TrainSettings:
                 raise TrainError(f"{name} must be a finite number, got {value!r}")
         if self.lr <= 0 or self.min_lr < 0:
             raise TrainError("learning rates must be positive")
-        if self.lr > MAX_LR:
-            raise TrainError(
-                f"learning rate {self.lr:g} is far above any that trains (at most {MAX_LR:g}; "
-                "typical: 1e-4 to 1e-2)"
-            )
 
     def window(self, config: LlamaConfig) -> int:
         """Tokens per training window for this model."""
