@@ -49,7 +49,6 @@ from ..core.quant_lab import EVAL_TOKENS, LARGE_MODEL_BYTES, LabEvent, QuantLab,
 from ..core.session import NotReady
 from ..views.quant_matrix import (
     MATRIX_KINDS,
-    MATRIX_LABELS,
     GroupView,
     MatrixResult,
     MatrixSummary,
@@ -63,39 +62,20 @@ from ..views.quant_matrix import (
 )
 from ..views.quant_text import (
     EXPLAINER,
-    GRANULARITY_LABELS,
     LEAD,
     group_line,
     group_where,
     ratio,
-    scale_note,
     sig,
     wt,
 )
+from ..widgets import quant_panels as qp
 from ..widgets.prompt_bar import PromptBar
-from ..widgets.quant_panels import (
-    COMPUTING,
-    italic,
-    llama3_line,
-    matrix_numbers,
-    matrix_title,
-    metric_rows,
-    model_rows,
-    model_title,
-    pending_metric_rows,
-    samples_table,
-    size_8b_table,
-    status_text,
-    texts_compare,
-    texts_head,
-    texts_note,
-)
-from ..widgets.quant_views import Facts, OptionGroup, OptionRow, QuantTable, SnapHistogram
+from ..widgets.quant_views import Facts, OptionRow, QuantTable, SnapHistogram
 from .base import MODEL, PROMPT, TOKENIZERS, ChapterScreen
 
 __all__ = ["N_NEW", "QuantizationScreen", "ratio", "sig", "wt"]  # ratio, sig, wt: for tests
 
-FORMAT_LABELS = tuple(FORMATS[f].label for f in FORMAT_NAMES)
 
 INLINE_LIMIT = 200_000
 """Matrices up to this many weights are quantized on the UI thread (a projection of the
@@ -139,95 +119,31 @@ class QuantizationScreen(ChapterScreen):
     CSS_PATH = "c15_quantization.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (80, "-narrow"), (120, "-wide")]
     BINDINGS = [
-        Binding(
-            "f",
-            "format(1)",
-            "Format",
-            id="quantization.format-next",
-            tooltip="Next number format: FP32, FP16, BF16, FP8, INT8, INT4, INT3, INT2",
-        ),
-        Binding(
-            "F",
-            "format(-1)",
-            "Format back",
-            show=False,
-            id="quantization.format-previous",
-            tooltip="Previous number format",
-        ),
-        Binding(
-            "g",
-            "granularity",
-            "Scale per",
-            id="quantization.granularity",
-            tooltip="One scale per tensor, per row (channel) or per block of 32 weights",
-        ),
-        Binding(
-            "a",
-            "symmetry",
-            "Sym/asym",
-            id="quantization.symmetry",
-            tooltip="Symmetric codes (±, scale only) or asymmetric (scale and offset)",
-        ),
-        Binding(
-            "m",
-            "matrix(1)",
-            "Matrix",
-            id="quantization.matrix-next",
-            tooltip="Next weight matrix: q, k, v, o, gate, up, down, the embedding",
-        ),
-        Binding(
-            "M",
-            "matrix(-1)",
-            "Matrix back",
-            show=False,
-            id="quantization.matrix-previous",
-            tooltip="Previous weight matrix",
-        ),
-        Binding(
-            "l",
-            "layer(1)",
-            "Layer",
-            id="quantization.layer-next",
-            tooltip="Next layer (for the projection matrices)",
-        ),
-        Binding(
-            "L",
-            "layer(-1)",
-            "Layer back",
-            show=False,
-            id="quantization.layer-previous",
-            tooltip="Previous layer",
-        ),
-        Binding(
-            "w",
-            "group(1)",
-            "Group",
-            id="quantization.group-next",
-            tooltip="Show the next scale group (the next block or row)",
-        ),
-        Binding(
-            "W",
-            "group(-1)",
-            "Group back",
-            show=False,
-            id="quantization.group-previous",
-            tooltip="Show the previous scale group",
-        ),
-        Binding(
-            "x",
-            "outlier",
-            "Largest",
-            id="quantization.outlier",
-            tooltip="Show the group holding the matrix's largest weight (its outlier)",
-        ),
-        Binding(
-            "s",
-            "seed",
-            "Seed",
-            id="quantization.seed",
-            tooltip="Generate both texts again with the next seed",
-        ),
-    ]
+        Binding("f", "format(1)", "Format", id="quantization.format-next",
+                tooltip="Next number format: FP32, FP16, BF16, FP8, INT8, INT4, INT3, INT2"),
+        Binding("F", "format(-1)", "Format back", show=False, id="quantization.format-previous",
+                tooltip="Previous number format"),
+        Binding("g", "granularity", "Scale per", id="quantization.granularity",
+                tooltip="One scale per tensor, per row (channel) or per block of 32 weights"),
+        Binding("a", "symmetry", "Sym/asym", id="quantization.symmetry",
+                tooltip="Symmetric codes (±, scale only) or asymmetric (scale and offset)"),
+        Binding("m", "matrix(1)", "Matrix", id="quantization.matrix-next",
+                tooltip="Next weight matrix: q, k, v, o, gate, up, down, the embedding"),
+        Binding("M", "matrix(-1)", "Matrix back", show=False, id="quantization.matrix-previous",
+                tooltip="Previous weight matrix"),
+        Binding("l", "layer(1)", "Layer", id="quantization.layer-next",
+                tooltip="Next layer (for the projection matrices)"),
+        Binding("L", "layer(-1)", "Layer back", show=False, id="quantization.layer-previous",
+                tooltip="Previous layer"),
+        Binding("w", "group(1)", "Group", id="quantization.group-next",
+                tooltip="Show the next scale group (the next block or row)"),
+        Binding("W", "group(-1)", "Group back", show=False, id="quantization.group-previous",
+                tooltip="Show the previous scale group"),
+        Binding("x", "outlier", "Largest", id="quantization.outlier",
+                tooltip="Show the group holding the matrix's largest weight (its outlier)"),
+        Binding("s", "seed", "Seed", id="quantization.seed",
+                tooltip="Generate both texts again with the next seed"),
+    ]  # fmt: skip
 
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
@@ -295,7 +211,7 @@ class QuantizationScreen(ChapterScreen):
             )
         }  # fmt: skip
         self._8b_rows = size_table()
-        self._w["q-8b"].set_table(**size_8b_table(self._8b_rows))
+        self._w["q-8b"].set_table(**qp.size_8b_table(self._8b_rows))
 
     # -- the selection -----------------------------------------------------------------------
 
@@ -433,40 +349,12 @@ class QuantizationScreen(ChapterScreen):
 
     def _draw_choices(self) -> None:
         e = self.scheme
-        has_scale = e.granularity != "none"
-        note = scale_note(FORMATS[e.format].label, e.format, e.granularity, e.llama_cpp_name)
-        self._w["q-row-format"].set_groups(
-            [OptionGroup("Format", FORMAT_LABELS, self.format_index)], hint="f F"
-        )
-        self._w["q-row-scale"].set_groups(
-            [
-                OptionGroup("Scale per", GRANULARITY_LABELS, self.granularity_index, has_scale),
-                OptionGroup(
-                    "",
-                    ("sym", "asym"),
-                    0 if e.symmetric else 1,
-                    has_scale and e.format != "fp8",
-                    note,
-                ),
-            ],
-            hint="g a",
-        )
         model = self.session.model
         layers = model.config.num_hidden_layers if model is not None else 1
-        embedding = self.kind == "embedding"
+        self._w["q-row-format"].set_groups(qp.format_groups(self.format_index), hint="f F")
+        self._w["q-row-scale"].set_groups(qp.scale_groups(self.granularity_index, e), hint="g a")
         self._w["q-row-matrix"].set_groups(
-            [
-                OptionGroup(
-                    "Matrix", tuple(MATRIX_LABELS[k] for k in MATRIX_KINDS), self.kind_index
-                ),
-                OptionGroup(
-                    "layer",
-                    tuple(str(i) for i in range(layers)),
-                    self.layer_index,
-                    not embedding,
-                ),
-            ],
-            hint="m l",
+            qp.matrix_groups(self.kind_index, self.layer_index, layers), hint="m l"
         )
 
     # -- drawing: one matrix ---------------------------------------------------------------------
@@ -476,7 +364,7 @@ class QuantizationScreen(ChapterScreen):
         if model is None:
             self.matrix_pending = False
             self._shown_title = None
-            title.update(italic("One matrix: needs the model (see above)."))
+            title.update(qp.italic("One matrix: needs the model (see above)."))
             self._w["q-hist"].clear("", title="")
             self._w["q-samples"].set_table(header=(), rows=())
             self._w["q-metrics"].set_rows([])
@@ -487,7 +375,7 @@ class QuantizationScreen(ChapterScreen):
         heading = f" · {rows:,} × {cols:,} = {array.size:,} weights"
         if (name, heading) != self._shown_title:  # no repaint when only the format changed
             self._shown_title = (name, heading)
-            title.update(matrix_title(short_name(name), heading), layout=False)
+            title.update(qp.matrix_title(short_name(name), heading), layout=False)
         key = (name, e)
         result = self._results.get(key)
         summary = self._summaries.get(key)
@@ -542,10 +430,10 @@ class QuantizationScreen(ChapterScreen):
             if summary is None
             else "Sorting the group's values in the background…"
         )
-        self._w["q-hist"].clear(COMPUTING, title=title)
+        self._w["q-hist"].clear(qp.COMPUTING, title=title)
         self._w["q-samples"].set_table(rows=())
-        self.shown.update({k: COMPUTING for k in MATRIX_NUMBERS})
-        self._w["q-metrics"].set_rows(pending_metric_rows())
+        self.shown.update({k: qp.COMPUTING for k in MATRIX_NUMBERS})
+        self._w["q-metrics"].set_rows(qp.pending_metric_rows())
 
     def _show_matrix(self, s: MatrixSummary, g: GroupView) -> None:
         e = s.scheme
@@ -567,13 +455,13 @@ class QuantizationScreen(ChapterScreen):
             decimals=3,
             title=line,
         )
-        table = samples_table(e.format, g)
+        table = qp.samples_table(e.format, g)
         self.shown["samples"] = "\n".join(" ".join(r) for r in table["rows"])
         self.shown["samples_note"] = table["note"]
         self._w["q-samples"].set_table(**table)
-        numbers = matrix_numbers(s)
+        numbers = qp.matrix_numbers(s)
         self.shown.update(numbers)
-        self._w["q-metrics"].set_rows(metric_rows(numbers))
+        self._w["q-metrics"].set_rows(qp.metric_rows(numbers))
 
     # -- drawing: the whole model --------------------------------------------------------------
 
@@ -582,7 +470,7 @@ class QuantizationScreen(ChapterScreen):
         nbytes = self._sizes_8b.get(e)
         if nbytes is None:
             nbytes = self._sizes_8b[e] = model_nbytes_fast(LLAMA_3_8B, e)
-        text = llama3_line(LLAMA_3_8B.parameter_count(), nbytes, e.label)
+        text = qp.llama3_line(LLAMA_3_8B.parameter_count(), nbytes, e.label)
         self.shown["llama3_yours"] = text
         self._w["q-8b-yours"].update(Text(text), layout=False)
         self._w["q-8b"].set_table(highlight=FORMAT_NAMES.index(e.format))
@@ -595,7 +483,7 @@ class QuantizationScreen(ChapterScreen):
         ids, notice, reason = self._prompt_context()
         if notice != self._shown_notice:  # a layout, but only when the notice changes
             self._shown_notice = notice
-            self._w["q-context"].update(italic(notice) if notice else "")
+            self._w["q-context"].update(qp.italic(notice) if notice else "")
             self._w["q-context"].display = bool(notice)
         view = ModelView(e)
         self.model_view = view
@@ -664,15 +552,15 @@ class QuantizationScreen(ChapterScreen):
             return
         e = view.scheme
         model = self.session.model
-        title = model_title(e.label)
+        title = qp.model_title(e.label)
         if model is None:
-            self._w["q-model"].set_rows([("", italic(view.error))], title=title)
+            self._w["q-model"].set_rows([("", qp.italic(view.error))], title=title)
             self._show_texts(view, "")
             return
         lab = self._lab
         big_copy = lab is not None and lab.copy_bytes > LARGE_MODEL_BYTES  # say what it costs
         no_eval = lab is not None and not lab.can_compare
-        rows, shown = model_rows(
+        rows, shown = qp.model_rows(
             self._model_nbytes(model, e),
             self._model_nbytes(model, _FP32),
             lab.copy_bytes if big_copy else None,
@@ -680,7 +568,7 @@ class QuantizationScreen(ChapterScreen):
             self._eval_error if no_eval else None,
         )
         self.shown.update(shown)
-        status = status_text(view.stage, view.error, view.texts is None,
+        status = qp.status_text(view.stage, view.error, view.texts is None,
                              view.comparison is None, view.done, view.total)  # fmt: skip
         rows.append(("status", status))
         self.shown["status"] = status.plain
@@ -697,20 +585,20 @@ class QuantizationScreen(ChapterScreen):
 
     def _show_texts(self, view: ModelView, reason: str) -> None:
         head, body, note = self._w["q-text-head"], self._w["q-text"], self._w["q-text-note"]
-        head.update(texts_head(N_NEW, self.seed), layout=False)
+        head.update(qp.texts_head(N_NEW, self.seed), layout=False)
         t = view.texts
         if t is None:
-            message = view.error if view.stage == "error" else (reason or COMPUTING)
-            body.update(italic(message), layout=False)
+            message = view.error if view.stage == "error" else (reason or qp.COMPUTING)
+            body.update(qp.italic(message), layout=False)
             note.update("", layout=False)
             self.shown["text_fp32"] = self.shown["text_quant"] = message
             return
         self.shown["text_fp32"] = t.reference.text
         self.shown["text_quant"] = t.candidate.text
-        body.update(texts_compare(t, view.scheme), layout=False)
-        message = texts_note(t, view.scheme)
+        body.update(qp.texts_compare(t, view.scheme), layout=False)
+        message = qp.texts_note(t, view.scheme)
         self.shown["text_note"] = message
-        note.update(italic(message), layout=False)
+        note.update(qp.italic(message), layout=False)
 
 
 # -- the work, run by the compute path (pure: every input passed in) --------------------------

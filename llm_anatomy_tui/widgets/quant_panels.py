@@ -10,10 +10,11 @@ from __future__ import annotations
 from rich.text import Text
 
 from ..core.evaluate import ModelComparison
-from ..core.quant import E4M3_VALUES, FORMATS, QuantScheme, SizeRow
+from ..core.quant import E4M3_VALUES, FORMAT_NAMES, FORMATS, QuantScheme, SizeRow
 from ..core.quant_lab import SideBySide
-from ..views.quant_matrix import GroupView, MatrixSummary
+from ..views.quant_matrix import MATRIX_KINDS, MATRIX_LABELS, GroupView, MatrixSummary
 from ..views.quant_text import (
+    GRANULARITY_LABELS,
     GROUP_WORDS,
     first_difference_note,
     pending_numbers,
@@ -21,12 +22,13 @@ from ..views.quant_text import (
     sample_code,
     sample_heads,
     samples_note,
+    scale_note,
     sig,
     stage_words,
     wt,
 )
 from ._format import fmt, fmt_percent
-from .quant_views import TextCompareRenderable, TextRow
+from .quant_views import OptionGroup, TextCompareRenderable, TextRow
 
 COMPUTING = "computing…"
 METRIC_LABELS = ("range", "distinct", "scales", "error", "storage")
@@ -40,6 +42,33 @@ def computing() -> Text:
 
 def italic(message: str) -> Text:
     return Text(message, style="italic")
+
+
+def format_groups(format_index: int) -> list[OptionGroup]:
+    """The row of number formats."""
+    labels = tuple(FORMATS[f].label for f in FORMAT_NAMES)
+    return [OptionGroup("Format", labels, format_index)]
+
+
+def scale_groups(granularity_index: int, e: QuantScheme) -> list[OptionGroup]:
+    """The row of scale choices: per what, and sym/asym (off where they mean nothing)."""
+    has_scale = e.granularity != "none"
+    note = scale_note(FORMATS[e.format].label, e.format, e.granularity, e.llama_cpp_name)
+    return [
+        OptionGroup("Scale per", GRANULARITY_LABELS, granularity_index, has_scale),
+        OptionGroup(
+            "", ("sym", "asym"), 0 if e.symmetric else 1, has_scale and e.format != "fp8", note
+        ),
+    ]
+
+
+def matrix_groups(kind_index: int, layer_index: int, layers: int) -> list[OptionGroup]:
+    """The row of matrices and layers (no layer for the embedding)."""
+    embedding = MATRIX_KINDS[kind_index] == "embedding"
+    return [
+        OptionGroup("Matrix", tuple(MATRIX_LABELS[k] for k in MATRIX_KINDS), kind_index),
+        OptionGroup("layer", tuple(str(i) for i in range(layers)), layer_index, not embedding),
+    ]
 
 
 def size_8b_table(rows: list[SizeRow]) -> dict:
