@@ -25,7 +25,6 @@ What runs where:
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +40,6 @@ from ..core.quant import (
     FORMATS,
     GRANULARITIES,
     LLAMA_3_8B,
-    QuantResult,
     QuantScheme,
     size_table,
 )
@@ -50,6 +48,7 @@ from ..core.session import NotReady
 from ..views.quant_matrix import (
     MATRIX_KINDS,
     GroupView,
+    MatrixCache,
     MatrixResult,
     MatrixSummary,
     group_bounds,
@@ -157,9 +156,7 @@ class QuantizationScreen(ChapterScreen):
         self.shown: dict[str, str] = {}
         """Every number on the screen, as the exact text shown (for tests and readers)."""
         self._model = None
-        self._results: OrderedDict[tuple[str, QuantScheme], QuantResult] = OrderedDict()
-        self._summaries: dict[tuple[str, QuantScheme], MatrixSummary] = {}
-        self._groups: OrderedDict[tuple, GroupView] = OrderedDict()
+        self._cache = MatrixCache()
         self.matrix_pending = False
         self._lab: QuantLab | None = None
         self._eval_error = ""
@@ -294,9 +291,7 @@ class QuantizationScreen(ChapterScreen):
         new_model = model is not self._model
         if new_model:  # nothing cached is valid any more
             self._model = model
-            self._results.clear()
-            self._summaries.clear()
-            self._groups.clear()
+            self._cache.clear()
             self._lab = None
             self.cell = (0, 0)
             if model is not None:
@@ -376,11 +371,7 @@ class QuantizationScreen(ChapterScreen):
         if (name, heading) != self._shown_title:  # no repaint when only the format changed
             self._shown_title = (name, heading)
             title.update(qp.matrix_title(short_name(name), heading), layout=False)
-        key = (name, e)
-        result = self._results.get(key)
-        summary = self._summaries.get(key)
-        gkey = (name, e, self._group_anchor(array.shape, e))
-        group = self._groups.get(gkey)
+        result, summary, group = self._cache.lookup(name, array.shape, e, self.cell)
         if summary is not None and group is not None:
             self.cancel_compute("matrix")  # a slower request for another choice is moot
             self._show_matrix(summary, group)
@@ -399,24 +390,11 @@ class QuantizationScreen(ChapterScreen):
         self.compute("matrix", _matrix_after_a_pause, *args, then=self._matrix_done,
                      on_error=self._matrix_failed, on_progress=_ignore)  # fmt: skip
 
-    def _group_anchor(self, shape: tuple[int, int], e: QuantScheme) -> tuple[int, int]:
-        _, _, _, (r0, _), (c0, _) = group_bounds(shape, e, *self.cell)
-        return r0, c0
-
     def _matrix_done(self, m: MatrixResult | None) -> None:
         """Keep what was computed (the last few results, every group seen) and draw it."""
         if m is None:
             return  # abandoned for a newer choice
-        key = (m.name, m.scheme)
-        self._results[key] = m.result
-        self._results.move_to_end(key)
-        while len(self._results) > 6:
-            self._results.popitem(last=False)
-        self._summaries[key] = m.summary
-        array_shape = m.result.original.shape
-        self._groups[(m.name, m.scheme, self._group_anchor(array_shape, m.scheme))] = m.group
-        while len(self._groups) > 48:
-            self._groups.popitem(last=False)
+        self._cache.keep(m, self.cell)
         self.matrix_pending = False
         self._show_matrix(m.summary, m.group)
 
