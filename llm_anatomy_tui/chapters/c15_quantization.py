@@ -35,14 +35,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from ..core.evaluate import EvalDataError, ModelComparison, eval_tokens
-from ..core.quant import (
-    FORMAT_NAMES,
-    FORMATS,
-    GRANULARITIES,
-    LLAMA_3_8B,
-    QuantScheme,
-    size_table,
-)
+from ..core.quant import FORMAT_NAMES, FORMATS, GRANULARITIES, LLAMA_3_8B, QuantScheme, size_table
 from ..core.quant_lab import EVAL_TOKENS, LARGE_MODEL_BYTES, LabEvent, QuantLab, SideBySide
 from ..core.session import NotReady
 from ..views.quant_matrix import (
@@ -59,15 +52,7 @@ from ..views.quant_matrix import (
     step_group,
     tensor_name,
 )
-from ..views.quant_text import (
-    EXPLAINER,
-    LEAD,
-    group_line,
-    group_where,
-    ratio,
-    sig,
-    wt,
-)
+from ..views.quant_text import EXPLAINER, LEAD, group_line, group_where, ratio, sig, wt
 from ..widgets import quant_panels as qp
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.quant_views import Facts, OptionRow, QuantTable, SnapHistogram
