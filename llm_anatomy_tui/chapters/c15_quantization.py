@@ -25,7 +25,6 @@ What runs where:
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,22 +35,13 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from ..core.evaluate import EvalDataError, ModelComparison, eval_tokens
-from ..core.quant import (
-    E4M3_VALUES,
-    FORMAT_NAMES,
-    FORMATS,
-    GRANULARITIES,
-    LLAMA_3_8B,
-    QuantResult,
-    QuantScheme,
-    size_table,
-)
+from ..core.quant import FORMAT_NAMES, FORMATS, GRANULARITIES, LLAMA_3_8B, QuantScheme, size_table
 from ..core.quant_lab import EVAL_TOKENS, LARGE_MODEL_BYTES, LabEvent, QuantLab, SideBySide
 from ..core.session import NotReady
 from ..views.quant_matrix import (
     MATRIX_KINDS,
-    MATRIX_LABELS,
     GroupView,
+    MatrixCache,
     MatrixResult,
     MatrixSummary,
     group_bounds,
@@ -62,23 +52,14 @@ from ..views.quant_matrix import (
     step_group,
     tensor_name,
 )
-from ..views.quant_text import EXPLAINER, LEAD, ratio, sig, wt
-from ..widgets._format import fmt, fmt_percent
+from ..views.quant_text import EXPLAINER, LEAD, group_line, group_where, ratio, sig, wt
+from ..widgets import quant_panels as qp
 from ..widgets.prompt_bar import PromptBar
-from ..widgets.quant_views import (
-    Facts,
-    OptionGroup,
-    OptionRow,
-    QuantTable,
-    SnapHistogram,
-    TextCompareRenderable,
-    TextRow,
-)
+from ..widgets.quant_views import Facts, OptionRow, QuantTable, SnapHistogram
 from .base import MODEL, PROMPT, TOKENIZERS, ChapterScreen
 
-FORMAT_LABELS = tuple(FORMATS[f].label for f in FORMAT_NAMES)
-GRANULARITY_LABELS = ("tensor", "channel", "block of 32")
-GROUP_WORDS = {"per-tensor": "tensor", "per-channel": "row", "per-block": "block of 32"}
+__all__ = ["N_NEW", "QuantizationScreen", "ratio", "sig", "wt"]  # ratio, sig, wt: for tests
+
 
 INLINE_LIMIT = 200_000
 """Matrices up to this many weights are quantized on the UI thread (a projection of the
@@ -122,95 +103,31 @@ class QuantizationScreen(ChapterScreen):
     CSS_PATH = "c15_quantization.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (80, "-narrow"), (120, "-wide")]
     BINDINGS = [
-        Binding(
-            "f",
-            "format(1)",
-            "Format",
-            id="quantization.format-next",
-            tooltip="Next number format: FP32, FP16, BF16, FP8, INT8, INT4, INT3, INT2",
-        ),
-        Binding(
-            "F",
-            "format(-1)",
-            "Format back",
-            show=False,
-            id="quantization.format-previous",
-            tooltip="Previous number format",
-        ),
-        Binding(
-            "g",
-            "granularity",
-            "Scale per",
-            id="quantization.granularity",
-            tooltip="One scale per tensor, per row (channel) or per block of 32 weights",
-        ),
-        Binding(
-            "a",
-            "symmetry",
-            "Sym/asym",
-            id="quantization.symmetry",
-            tooltip="Symmetric codes (±, scale only) or asymmetric (scale and offset)",
-        ),
-        Binding(
-            "m",
-            "matrix(1)",
-            "Matrix",
-            id="quantization.matrix-next",
-            tooltip="Next weight matrix: q, k, v, o, gate, up, down, the embedding",
-        ),
-        Binding(
-            "M",
-            "matrix(-1)",
-            "Matrix back",
-            show=False,
-            id="quantization.matrix-previous",
-            tooltip="Previous weight matrix",
-        ),
-        Binding(
-            "l",
-            "layer(1)",
-            "Layer",
-            id="quantization.layer-next",
-            tooltip="Next layer (for the projection matrices)",
-        ),
-        Binding(
-            "L",
-            "layer(-1)",
-            "Layer back",
-            show=False,
-            id="quantization.layer-previous",
-            tooltip="Previous layer",
-        ),
-        Binding(
-            "w",
-            "group(1)",
-            "Group",
-            id="quantization.group-next",
-            tooltip="Show the next scale group (the next block or row)",
-        ),
-        Binding(
-            "W",
-            "group(-1)",
-            "Group back",
-            show=False,
-            id="quantization.group-previous",
-            tooltip="Show the previous scale group",
-        ),
-        Binding(
-            "x",
-            "outlier",
-            "Largest",
-            id="quantization.outlier",
-            tooltip="Show the group holding the matrix's largest weight (its outlier)",
-        ),
-        Binding(
-            "s",
-            "seed",
-            "Seed",
-            id="quantization.seed",
-            tooltip="Generate both texts again with the next seed",
-        ),
-    ]
+        Binding("f", "format(1)", "Format", id="quantization.format-next",
+                tooltip="Next number format: FP32, FP16, BF16, FP8, INT8, INT4, INT3, INT2"),
+        Binding("F", "format(-1)", "Format back", show=False, id="quantization.format-previous",
+                tooltip="Previous number format"),
+        Binding("g", "granularity", "Scale per", id="quantization.granularity",
+                tooltip="One scale per tensor, per row (channel) or per block of 32 weights"),
+        Binding("a", "symmetry", "Sym/asym", id="quantization.symmetry",
+                tooltip="Symmetric codes (±, scale only) or asymmetric (scale and offset)"),
+        Binding("m", "matrix(1)", "Matrix", id="quantization.matrix-next",
+                tooltip="Next weight matrix: q, k, v, o, gate, up, down, the embedding"),
+        Binding("M", "matrix(-1)", "Matrix back", show=False, id="quantization.matrix-previous",
+                tooltip="Previous weight matrix"),
+        Binding("l", "layer(1)", "Layer", id="quantization.layer-next",
+                tooltip="Next layer (for the projection matrices)"),
+        Binding("L", "layer(-1)", "Layer back", show=False, id="quantization.layer-previous",
+                tooltip="Previous layer"),
+        Binding("w", "group(1)", "Group", id="quantization.group-next",
+                tooltip="Show the next scale group (the next block or row)"),
+        Binding("W", "group(-1)", "Group back", show=False, id="quantization.group-previous",
+                tooltip="Show the previous scale group"),
+        Binding("x", "outlier", "Largest", id="quantization.outlier",
+                tooltip="Show the group holding the matrix's largest weight (its outlier)"),
+        Binding("s", "seed", "Seed", id="quantization.seed",
+                tooltip="Generate both texts again with the next seed"),
+    ]  # fmt: skip
 
     def __init__(self, chapter) -> None:  # noqa: ANN001
         super().__init__(chapter)
@@ -224,9 +141,7 @@ class QuantizationScreen(ChapterScreen):
         self.shown: dict[str, str] = {}
         """Every number on the screen, as the exact text shown (for tests and readers)."""
         self._model = None
-        self._results: OrderedDict[tuple[str, QuantScheme], QuantResult] = OrderedDict()
-        self._summaries: dict[tuple[str, QuantScheme], MatrixSummary] = {}
-        self._groups: OrderedDict[tuple, GroupView] = OrderedDict()
+        self._cache = MatrixCache()
         self.matrix_pending = False
         self._lab: QuantLab | None = None
         self._eval_error = ""
@@ -277,23 +192,8 @@ class QuantizationScreen(ChapterScreen):
                 "q-text-note", "q-context", "q-8b", "q-8b-yours",
             )
         }  # fmt: skip
-        rows = size_table()
-        self._8b_rows = rows
-        self._w["q-8b"].set_table(
-            header=("format", "codes only", "+ scales", "bits/weight", "Llama-3-8B"),
-            rows=[
-                (
-                    r.label,
-                    f"{r.gb:.1f} GB",
-                    f"{r.gb_with_scales:.2f} GB",
-                    f"{r.bits_per_weight_with_scales:.1f}",
-                    f"{r.llama3_8b_gb:.2f} GB",
-                )
-                for r in rows
-            ],
-            title="An 8B-parameter model in each format (GB = 10⁹ bytes)",
-            note="codes only: 8e9 × bits ÷ 8. + scales: one fp16 scale per 32 weights",
-        )
+        self._8b_rows = size_table()
+        self._w["q-8b"].set_table(**qp.size_8b_table(self._8b_rows))
 
     # -- the selection -----------------------------------------------------------------------
 
@@ -376,9 +276,7 @@ class QuantizationScreen(ChapterScreen):
         new_model = model is not self._model
         if new_model:  # nothing cached is valid any more
             self._model = model
-            self._results.clear()
-            self._summaries.clear()
-            self._groups.clear()
+            self._cache.clear()
             self._lab = None
             self.cell = (0, 0)
             if model is not None:
@@ -431,57 +329,22 @@ class QuantizationScreen(ChapterScreen):
 
     def _draw_choices(self) -> None:
         e = self.scheme
-        fmt_label = FORMATS[e.format].label
-        has_scale = e.granularity != "none"
-        if not has_scale:
-            note = f"({fmt_label}: no scale)"
-        elif e.format == "fp8":
-            note = "(FP8: always sym)"
-        else:
-            note = f"= {e.llama_cpp_name}" if e.llama_cpp_name else ""
-        self._w["q-row-format"].set_groups(
-            [OptionGroup("Format", FORMAT_LABELS, self.format_index)], hint="f F"
-        )
-        self._w["q-row-scale"].set_groups(
-            [
-                OptionGroup("Scale per", GRANULARITY_LABELS, self.granularity_index, has_scale),
-                OptionGroup(
-                    "",
-                    ("sym", "asym"),
-                    0 if e.symmetric else 1,
-                    has_scale and e.format != "fp8",
-                    note,
-                ),
-            ],
-            hint="g a",
-        )
         model = self.session.model
         layers = model.config.num_hidden_layers if model is not None else 1
-        embedding = self.kind == "embedding"
+        self._w["q-row-format"].set_groups(qp.format_groups(self.format_index), hint="f F")
+        self._w["q-row-scale"].set_groups(qp.scale_groups(self.granularity_index, e), hint="g a")
         self._w["q-row-matrix"].set_groups(
-            [
-                OptionGroup(
-                    "Matrix", tuple(MATRIX_LABELS[k] for k in MATRIX_KINDS), self.kind_index
-                ),
-                OptionGroup(
-                    "layer",
-                    tuple(str(i) for i in range(layers)),
-                    self.layer_index,
-                    not embedding,
-                ),
-            ],
-            hint="m l",
+            qp.matrix_groups(self.kind_index, self.layer_index, layers), hint="m l"
         )
 
     # -- drawing: one matrix ---------------------------------------------------------------------
-
     def _draw_matrix(self) -> None:
         model = self.session.model
         title = self._w["q-mat-title"]
         if model is None:
             self.matrix_pending = False
             self._shown_title = None
-            title.update(Text("One matrix: needs the model (see above).", style="italic"))
+            title.update(qp.italic("One matrix: needs the model (see above)."))
             self._w["q-hist"].clear("", title="")
             self._w["q-samples"].set_table(header=(), rows=())
             self._w["q-metrics"].set_rows([])
@@ -492,17 +355,8 @@ class QuantizationScreen(ChapterScreen):
         heading = f" · {rows:,} × {cols:,} = {array.size:,} weights"
         if (name, heading) != self._shown_title:  # no repaint when only the format changed
             self._shown_title = (name, heading)
-            title.update(
-                Text.assemble(
-                    (short_name(name), "bold"), heading, no_wrap=True, overflow="ellipsis"
-                ),
-                layout=False,
-            )
-        key = (name, e)
-        result = self._results.get(key)
-        summary = self._summaries.get(key)
-        gkey = (name, e, self._group_anchor(array.shape, e))
-        group = self._groups.get(gkey)
+            title.update(qp.matrix_title(short_name(name), heading), layout=False)
+        result, summary, group = self._cache.lookup(name, array.shape, e, self.cell)
         if summary is not None and group is not None:
             self.cancel_compute("matrix")  # a slower request for another choice is moot
             self._show_matrix(summary, group)
@@ -521,24 +375,11 @@ class QuantizationScreen(ChapterScreen):
         self.compute("matrix", _matrix_after_a_pause, *args, then=self._matrix_done,
                      on_error=self._matrix_failed, on_progress=_ignore)  # fmt: skip
 
-    def _group_anchor(self, shape: tuple[int, int], e: QuantScheme) -> tuple[int, int]:
-        _, _, _, (r0, _), (c0, _) = group_bounds(shape, e, *self.cell)
-        return r0, c0
-
     def _matrix_done(self, m: MatrixResult | None) -> None:
         """Keep what was computed (the last few results, every group seen) and draw it."""
         if m is None:
             return  # abandoned for a newer choice
-        key = (m.name, m.scheme)
-        self._results[key] = m.result
-        self._results.move_to_end(key)
-        while len(self._results) > 6:
-            self._results.popitem(last=False)
-        self._summaries[key] = m.summary
-        array_shape = m.result.original.shape
-        self._groups[(m.name, m.scheme, self._group_anchor(array_shape, m.scheme))] = m.group
-        while len(self._groups) > 48:
-            self._groups.popitem(last=False)
+        self._cache.keep(m, self.cell)
         self.matrix_pending = False
         self._show_matrix(m.summary, m.group)
 
@@ -547,45 +388,25 @@ class QuantizationScreen(ChapterScreen):
         self._w["q-hist"].clear(f"Could not quantize this matrix: {message}", title="")
 
     def _pending_matrix(self, n_values: int, summary: MatrixSummary | None) -> None:
-        computing = Text("computing…", style="italic")
         title = (
             f"Quantizing {n_values:,} weights in the background…"
             if summary is None
             else "Sorting the group's values in the background…"
         )
-        self._w["q-hist"].clear("computing…", title=title)
+        self._w["q-hist"].clear(qp.COMPUTING, title=title)
         self._w["q-samples"].set_table(rows=())
-        self.shown.update({k: "computing…" for k in MATRIX_NUMBERS})
-        self._w["q-metrics"].set_rows(
-            [(label, computing) for label in ("range", "distinct", "scales", "error", "storage")]
-        )
+        self.shown.update({k: qp.COMPUTING for k in MATRIX_NUMBERS})
+        self._w["q-metrics"].set_rows(qp.pending_metric_rows())
 
     def _show_matrix(self, s: MatrixSummary, g: GroupView) -> None:
         e = s.scheme
+        label = FORMATS[e.format].label
         self.matrix_pending = False
-        # the group line
+        n_rows = s.shape[0] if len(s.shape) == 2 else 1
+        where = group_where(g.kind, g.index, g.count, g.rows, g.cols, n_rows)
         used = len(np.unique(g.after))
-        rows, cols = s.shape if len(s.shape) == 2 else (1, s.n_values)
-        if g.kind == "block":
-            where = (
-                f"Block {g.index + 1:,} of {g.count:,} (row {g.rows[0]}, "
-                f"columns {g.cols[0]}–{g.cols[1] - 1})"
-            )
-        elif g.kind == "channel":
-            where = f"Row {g.rows[0]} of {rows:,}"
-        else:
-            where = "The whole matrix"
-        line = where
-        if g.scale is not None:
-            line += f" · d = {sig(g.scale, 7)}"
-            if g.offset is not None:
-                line += f", m = {sig(g.offset, 7)}"
-        if g.grid is not None:
-            line += f" · uses {used} of its {g.grid_count} values"
-        else:
-            line += f" · {FORMATS[e.format].label} rounds each weight on its own"
+        line = group_line(where, g.scale, g.offset, g.grid_count, used, g.grid is not None, label)
         self.shown["group"] = line
-        # the histogram
         self._w["q-hist"].set_data(
             g.before,
             g.after,
@@ -593,117 +414,17 @@ class QuantizationScreen(ChapterScreen):
             lo=g.lo,
             hi=g.hi,
             grid_count=g.grid_count,
-            grid_name=FORMATS[e.format].label,
+            grid_name=label,
             decimals=3,
             title=line,
         )
-        # sample weights
-        self._w["q-samples"].set_table(**self._samples_table(e, g))
-        # the matrix's numbers
-        self._w["q-metrics"].set_rows(self._metric_rows(s))
-
-    def _samples_table(self, e: QuantScheme, g: GroupView) -> dict:
-        fmt_name = e.format
-        if FORMATS[fmt_name].kind == "int":
-            after = "code × d + m" if g.offset is not None else "code × d"
-        elif fmt_name == "fp8":
-            after = "code × d"
-        else:
-            after = "after"
-        code_head = {"fp8": "E4M3 value", "fp16": "fp16 bits", "bf16": "bf16 bits"}.get(
-            fmt_name, "fp32 bits" if fmt_name == "fp32" else "code"
-        )
-        rows = []
-        for smp in g.samples:
-            if fmt_name == "fp8":
-                code = f"{float(E4M3_VALUES[smp.code]):g}"
-            elif fmt_name in ("fp16", "bf16"):
-                code = f"0x{smp.code:04X}"
-            elif fmt_name == "fp32":
-                code = f"0x{smp.code:08X}"
-            else:
-                code = str(smp.code)
-            rows.append(
-                (f"[{smp.row}, {smp.col}]", wt(smp.before, 6), code, wt(smp.after, 6),
-                 fmt(smp.error, 5))
-            )  # fmt: skip
-        self.shown["samples"] = "\n".join(" ".join(r) for r in rows)
-        if g.scale is None:
-            note = "▶ the group's largest |w|"
-        elif g.offset is None:  # symmetric: d = largest |w| / the largest code
-            note = "▶ the group's largest |w|: it sets d"
-        else:  # asymmetric: the group's min and max set d and m together
-            note = "▶ the group's largest |w|; its min and max set d and m"
-        self.shown["samples_note"] = note
-        return {
-            "header": ("weight", "before", code_head, after, "error"),
-            "rows": rows,
-            "align": "lrrrr",
-            "highlight": 0,
-            "note": note,
-        }
-
-    def _metric_rows(self, s: MatrixSummary) -> list[tuple[str, Text | str]]:
-        e = s.scheme
-        label = FORMATS[e.format].label
-        (lo0, hi0), (lo1, hi1) = s.original_range, s.dequantized_range
-        shown = {
-            "range": f"{wt(lo0)} … {wt(hi0)}  →  {wt(lo1)} … {wt(hi1)}",
-            "unique_before": f"{s.unique_original:,}",
-            "unique_after": f"{s.unique_values:,}",
-            "rmse": sig(s.rmse),
-            "rms": sig(s.rms),
-            "relative": fmt_percent(s.relative_rmse, 1),
-            "max_error": sig(s.max_abs_error),
-            "storage": s.storage.explain(),
-            "fp32_bytes": f"{s.fp32_nbytes:,}",
-            "compression": ratio(s.fp32_nbytes, s.storage.nbytes),
-        }
-        self.shown.update(shown)
-        group_word = GROUP_WORDS.get(e.granularity, "group")
-        distinct = f"{shown['unique_before']} values before → {shown['unique_after']} after"
-        if FORMATS[e.format].kind == "int" or e.format == "fp8":
-            distinct += f" · codes used: {s.unique_codes:,} of {s.levels:,}"
-            if s.n_groups > 1:
-                distinct += f", at most {s.max_unique_per_group} in one {group_word}"
-        if e.granularity == "none":
-            scales = f"none: {label} rounds each weight on its own"
-        else:
-            kind = e.scale_dtype or "fp32"
-            lo_d, hi_d = s.scale_abs_range or (0.0, 0.0)
-            if s.n_groups == 1:
-                scales = f"1 {kind} scale for all {s.n_values:,} weights, |d| = {sig(hi_d, 6)}"
-            else:
-                scales = (
-                    f"{s.n_groups:,} {kind} scales, one per {group_word}; "
-                    f"|d| from {sig(lo_d)} to {sig(hi_d)}"
-                )
-            if e.spec.kind == "int" and not e.symmetric:
-                scales += f"; plus {s.n_groups:,} {kind} offsets m"
-            per = s.n_values // s.n_groups
-            scales += (
-                f" · overhead {s.storage.overhead_bits_per_weight:.4g} bits/weight "
-                f"({s.storage.scale_bits} bits ÷ {per:,} weights"
-                + (" × 2 with offsets)" if s.storage.n_offsets else ")")
-            )
-        self.shown["scales"] = scales
-        self.shown["distinct"] = distinct
-        error = (
-            f"RMSE {shown['rmse']} = {shown['relative']} of the weights' RMS "
-            f"({shown['rms']}) · largest error {shown['max_error']}"
-        )
-        self.shown["error"] = error
-        storage = (
-            f"{shown['storage']} · FP32 {shown['fp32_bytes']} B is {shown['compression']} as large"
-        )
-        self.shown["storage_line"] = storage
-        return [
-            ("range", shown["range"]),
-            ("distinct", distinct),
-            ("scales", scales),
-            ("error", error),
-            ("storage", storage),
-        ]
+        table = qp.samples_table(e.format, g)
+        self.shown["samples"] = "\n".join(" ".join(r) for r in table["rows"])
+        self.shown["samples_note"] = table["note"]
+        self._w["q-samples"].set_table(**table)
+        numbers = qp.matrix_numbers(s)
+        self.shown.update(numbers)
+        self._w["q-metrics"].set_rows(qp.metric_rows(numbers))
 
     # -- drawing: the whole model --------------------------------------------------------------
 
@@ -712,11 +433,7 @@ class QuantizationScreen(ChapterScreen):
         nbytes = self._sizes_8b.get(e)
         if nbytes is None:
             nbytes = self._sizes_8b[e] = model_nbytes_fast(LLAMA_3_8B, e)
-        n = LLAMA_3_8B.parameter_count()
-        text = (
-            f"Llama-3-8B ({n / 1e9:.2f} billion weights) in your scheme, {e.label}: "
-            f"{nbytes / 1e9:.2f} GB, {nbytes * 8 / n:.2f} bits per weight."
-        )
+        text = qp.llama3_line(LLAMA_3_8B.parameter_count(), nbytes, e.label)
         self.shown["llama3_yours"] = text
         self._w["q-8b-yours"].update(Text(text), layout=False)
         self._w["q-8b"].set_table(highlight=FORMAT_NAMES.index(e.format))
@@ -729,7 +446,7 @@ class QuantizationScreen(ChapterScreen):
         ids, notice, reason = self._prompt_context()
         if notice != self._shown_notice:  # a layout, but only when the notice changes
             self._shown_notice = notice
-            self._w["q-context"].update(Text(notice, style="italic") if notice else "")
+            self._w["q-context"].update(qp.italic(notice) if notice else "")
             self._w["q-context"].display = bool(notice)
         view = ModelView(e)
         self.model_view = view
@@ -798,45 +515,26 @@ class QuantizationScreen(ChapterScreen):
             return
         e = view.scheme
         model = self.session.model
-        title = Text.assemble(("The whole model in ", "bold"), (e.label, "bold"))
-        computing = Text("computing…", style="italic")
-        rows: list[tuple[str, Text | str]] = []
+        title = qp.model_title(e.label)
         if model is None:
-            self._w["q-model"].set_rows([("", Text(view.error, style="italic"))], title=title)
+            self._w["q-model"].set_rows([("", qp.italic(view.error))], title=title)
             self._show_texts(view, "")
             return
-        nbytes, fp32 = self._model_nbytes(model, e), self._model_nbytes(model, _FP32)
-        n_params = fp32 // 4
-        size = f"{nbytes:,} B = {nbytes * 8 / n_params:.2f} bits/weight"
-        versus = f"{fp32:,} B: {ratio(fp32, nbytes)} as large"
-        self.shown["model_size"] = size
-        self.shown["model_fp32"] = versus
-        rows += [("size", size), ("FP32 size", versus)]
-        c = view.comparison
         lab = self._lab
-        if lab is not None and lab.copy_bytes > LARGE_MODEL_BYTES:  # say what the copy costs
-            rows.append(("memory", f"+{lab.copy_bytes / 2**20:,.0f} MB: the copy runs as FP32"))
+        big_copy = lab is not None and lab.copy_bytes > LARGE_MODEL_BYTES  # say what it costs
         no_eval = lab is not None and not lab.can_compare
-        if c is not None:
-            kl = f"{sig(c.kl_mean)} nats per token, worst {sig(c.kl_max)}"
-            top1 = (
-                f"{fmt_percent(c.top1_agreement, 2)} of {c.n_predictions:,} held-out tokens: "
-                "same first choice"
-            )
-            ppl = (
-                f"{c.perplexity_candidate:.3f} vs FP32 {c.perplexity_reference:.3f} "
-                f"(the same {c.n_predictions:,} tokens)"
-            )
-            self.shown.update({"kl": kl, "top1": top1, "perplexity": ppl})
-            rows += [("KL vs FP32", kl), ("top-1", top1), ("perplexity", ppl)]
-        else:
-            missing: Text = (
-                Text(f"unavailable: {self._eval_error}", style="italic") if no_eval else computing
-            )
-            self.shown.update({k: missing.plain for k in ("kl", "top1", "perplexity")})
-            rows += [("KL vs FP32", missing), ("top-1", missing), ("perplexity", missing)]
-        rows.append(("status", self._status(view)))
-        self.shown["status"] = rows[-1][1].plain if isinstance(rows[-1][1], Text) else ""
+        rows, shown = qp.model_rows(
+            self._model_nbytes(model, e),
+            self._model_nbytes(model, _FP32),
+            lab.copy_bytes if big_copy else None,
+            view.comparison,
+            self._eval_error if no_eval else None,
+        )
+        self.shown.update(shown)
+        status = qp.status_text(view.stage, view.error, view.texts is None,
+                             view.comparison is None, view.done, view.total)  # fmt: skip
+        rows.append(("status", status))
+        self.shown["status"] = status.plain
         self._w["q-model"].set_rows(rows, title=title)
         self._show_texts(view, self._prompt_context()[2])
 
@@ -848,84 +546,22 @@ class QuantizationScreen(ChapterScreen):
             nbytes = self._sizes[key] = model_nbytes_fast(model.config, scheme)
         return nbytes
 
-    def _status(self, view: ModelView) -> Text:
-        if view.stage == "error":
-            return Text(f"✗ {view.error}", style="bold")
-        if view.stage == "done":
-            return Text("✓ final (cached: coming back is instant)")
-        pending = []
-        if view.texts is None:
-            pending.append("text")
-        if view.comparison is None:
-            pending += ["KL", "top-1", "perplexity"]
-        what = {
-            "waiting": "starting",
-            "quantize": f"quantizing tensor {view.done} of {view.total}",
-            "quantized": "generating text",
-            "generated": "comparing on held-out text",
-            "reference": f"FP32 reference, window {view.done} of {view.total}",
-            "compare": f"comparing window {view.done} of {view.total}",
-        }.get(view.stage, view.stage)
-        bar = ""
-        if view.total:
-            filled = round(8 * view.done / view.total)
-            bar = "  " + "▰" * filled + "▱" * (8 - filled)
-        return Text.assemble(("⧗ still computing: ", "bold"), ", ".join(pending), f" — {what}{bar}")
-
     def _show_texts(self, view: ModelView, reason: str) -> None:
         head, body, note = self._w["q-text-head"], self._w["q-text"], self._w["q-text-note"]
-        e = view.scheme
-        head.update(
-            Text(
-                f"Both models continue your prompt: {N_NEW} tokens, seed {self.seed}",
-                style="bold",
-                no_wrap=True,
-                overflow="ellipsis",
-            ),
-            layout=False,
-        )
+        head.update(qp.texts_head(N_NEW, self.seed), layout=False)
         t = view.texts
         if t is None:
-            message = reason if reason else "computing…"
-            if view.stage == "error":
-                message = view.error
-            body.update(Text(message, style="italic"), layout=False)
+            message = view.error if view.stage == "error" else (reason or qp.COMPUTING)
+            body.update(qp.italic(message), layout=False)
             note.update("", layout=False)
             self.shown["text_fp32"] = self.shown["text_quant"] = message
             return
-        common = t.common_text
-        ref_rest = t.reference.text[len(common) :]
-        got_rest = t.candidate.text[len(common) :]
-        label = "FP32" if e.format == "fp32" else FORMATS[e.format].label
         self.shown["text_fp32"] = t.reference.text
         self.shown["text_quant"] = t.candidate.text
-        body.update(
-            TextCompareRenderable(
-                [
-                    TextRow("FP32", common, ref_rest),
-                    TextRow(label if e.format != "fp32" else "FP32 again", common, got_rest, True),
-                ],
-                max_lines=3,
-            ),
-            layout=False,
-        )
-        k = t.first_difference
-        n = len(t.reference.tokens)
-        if k is None:
-            message = f"Both texts are identical ({n} token{'' if n == 1 else 's'})."
-        elif k == 0:
-            message = "Different from the first token on (underlined)."
-        elif k == 1:
-            message = "Same first token, then they part (underlined)."
-        else:
-            message = f"Identical for the first {k} tokens, then they part (underlined)."
-        message += f" Sampler: {t.settings.describe()}, same for both."
-        for who, gen in (("FP32", t.reference), (label, t.candidate)):
-            if gen.stop:
-                message += f" {who} stopped early: {gen.stop}."
-                break
+        body.update(qp.texts_compare(t, view.scheme), layout=False)
+        message = qp.texts_note(t, view.scheme)
         self.shown["text_note"] = message
-        note.update(Text(message, style="italic"), layout=False)
+        note.update(qp.italic(message), layout=False)
 
 
 # -- the work, run by the compute path (pure: every input passed in) --------------------------

@@ -14,7 +14,7 @@ generate side by side, compare on held-out text) is :mod:`llm_anatomy_tui.core.q
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,6 +191,51 @@ def matrix_result(name: str, array: np.ndarray, scheme: QuantScheme, cell: tuple
     result = result if result is not None else quantize(array, scheme)
     summary = summary if summary is not None else summarize(result, name)
     return MatrixResult(name, scheme, result, summary, group_view(result, *cell))
+
+
+class MatrixCache:
+    """What chapter 15 computed per matrix and scheme: the last few quantized tensors (they
+    are large), every summary, and the last groups seen (by the anchor of the group)."""
+
+    MAX_RESULTS = 6
+    MAX_GROUPS = 48
+
+    def __init__(self) -> None:
+        self.results: OrderedDict[tuple[str, QuantScheme], QuantResult] = OrderedDict()
+        self.summaries: dict[tuple[str, QuantScheme], MatrixSummary] = {}
+        self.groups: OrderedDict[tuple, GroupView] = OrderedDict()
+
+    def clear(self) -> None:
+        self.results.clear()
+        self.summaries.clear()
+        self.groups.clear()
+
+    @staticmethod
+    def anchor(shape: tuple[int, ...], scheme: QuantScheme, cell: tuple[int, int]) -> tuple:
+        """The first weight of the group holding ``cell``: the same for every cell in it."""
+        _, _, _, (r0, _), (c0, _) = group_bounds(shape, scheme, *cell)
+        return r0, c0
+
+    def lookup(self, name: str, shape: tuple[int, ...], scheme: QuantScheme,
+               cell: tuple[int, int]) -> tuple[QuantResult | None, MatrixSummary | None,
+                                               GroupView | None]:  # fmt: skip
+        """(quantized tensor, summary, group holding ``cell``), each None if not kept."""
+        key = (name, scheme)
+        group = self.groups.get((name, scheme, self.anchor(shape, scheme, cell)))
+        return self.results.get(key), self.summaries.get(key), group
+
+    def keep(self, m: MatrixResult, cell: tuple[int, int]) -> None:
+        """Keep ``m`` (its group filed under ``cell``'s group), dropping the oldest."""
+        key = (m.name, m.scheme)
+        self.results[key] = m.result
+        self.results.move_to_end(key)
+        while len(self.results) > self.MAX_RESULTS:
+            self.results.popitem(last=False)
+        self.summaries[key] = m.summary
+        shape = m.result.original.shape
+        self.groups[(m.name, m.scheme, self.anchor(shape, m.scheme, cell))] = m.group
+        while len(self.groups) > self.MAX_GROUPS:
+            self.groups.popitem(last=False)
 
 
 # -- one matrix: the scale group around a weight ------------------------------------------

@@ -88,3 +88,162 @@ def wt(x: float, decimals: int = 5) -> str:
 
 def ratio(a: int, b: int) -> str:
     return f"{a / b:.2f}×" if b else "—"
+
+
+# -- the choices ------------------------------------------------------------------------------
+
+GRANULARITY_LABELS = ("tensor", "channel", "block of 32")
+GROUP_WORDS = {"per-tensor": "tensor", "per-channel": "row", "per-block": "block of 32"}
+
+
+def scale_note(fmt_label: str, fmt_name: str, granularity: str, llama_cpp_name: str) -> str:
+    """The note after sym/asym: why it is off, or the llama.cpp name of the scheme.
+
+    >>> scale_note("FP16", "fp16", "none", "")
+    '(FP16: no scale)'
+    >>> scale_note("FP8", "fp8", "per-block", ""), scale_note("INT4", "int4", "per-block", "Q4_0")
+    ('(FP8: always sym)', '= Q4_0')
+    """
+    if granularity == "none":
+        return f"({fmt_label}: no scale)"
+    if fmt_name == "fp8":
+        return "(FP8: always sym)"
+    return f"= {llama_cpp_name}" if llama_cpp_name else ""
+
+
+# -- one matrix ---------------------------------------------------------------------------------
+
+
+def group_where(kind: str, index: int, count: int, rows: tuple[int, int], cols: tuple[int, int],
+                n_rows: int) -> str:  # fmt: skip
+    """Where the shown scale group sits in its matrix.
+
+    >>> group_where("block", 2, 1536, (0, 1), (64, 96), 96)
+    'Block 3 of 1,536 (row 0, columns 64–95)'
+    >>> group_where("channel", 5, 96, (5, 6), (0, 512), 96)
+    'Row 5 of 96'
+    """
+    if kind == "block":
+        return f"Block {index + 1:,} of {count:,} (row {rows[0]}, columns {cols[0]}–{cols[1] - 1})"
+    if kind == "channel":
+        return f"Row {rows[0]} of {n_rows:,}"
+    return "The whole matrix"
+
+
+def group_line(where: str, scale: float | None, offset: float | None, grid_count: int | None,
+               used: int, has_grid: bool, fmt_label: str) -> str:  # fmt: skip
+    """The line above the histogram: the group, its scale (and offset), the grid it uses.
+
+    >>> group_line("Row 1 of 4", 0.5, None, 16, 7, True, "INT4")
+    'Row 1 of 4 · d = 0.5 · uses 7 of its 16 values'
+    >>> group_line("The whole matrix", None, None, None, 0, False, "BF16")
+    'The whole matrix · BF16 rounds each weight on its own'
+    """
+    line = where
+    if scale is not None:
+        line += f" · d = {sig(scale, 7)}"
+        if offset is not None:
+            line += f", m = {sig(offset, 7)}"
+    if has_grid:
+        line += f" · uses {used} of its {grid_count} values"
+    else:
+        line += f" · {fmt_label} rounds each weight on its own"
+    return line
+
+
+def sample_heads(fmt_name: str, is_int: bool, has_offset: bool) -> tuple[str, str]:
+    """(the code column's heading, the after column's heading) of the sample table.
+
+    >>> sample_heads("int4", True, True), sample_heads("bf16", False, False)
+    (('code', 'code × d + m'), ('bf16 bits', 'after'))
+    """
+    if is_int:
+        after = "code × d + m" if has_offset else "code × d"
+    elif fmt_name == "fp8":
+        after = "code × d"
+    else:
+        after = "after"
+    code_head = {"fp8": "E4M3 value", "fp16": "fp16 bits", "bf16": "bf16 bits"}.get(
+        fmt_name, "fp32 bits" if fmt_name == "fp32" else "code"
+    )
+    return code_head, after
+
+
+def sample_code(fmt_name: str, code: int, fp8_value: float = 0.0) -> str:
+    """One stored code as the sample table writes it (``fp8_value``: what an FP8 code means).
+
+    >>> sample_code("fp16", 15360), sample_code("fp32", 1), sample_code("int4", -8)
+    ('0x3C00', '0x00000001', '-8')
+    >>> sample_code("fp8", 56, 1.0)
+    '1'
+    """
+    if fmt_name == "fp8":
+        return f"{float(fp8_value):g}"
+    if fmt_name in ("fp16", "bf16"):
+        return f"0x{code:04X}"
+    if fmt_name == "fp32":
+        return f"0x{code:08X}"
+    return str(code)
+
+
+def samples_note(scale: float | None, offset: float | None) -> str:
+    """The note under the sample table: what the highlighted (largest) weight sets."""
+    if scale is None:
+        return "▶ the group's largest |w|"
+    if offset is None:  # symmetric: d = largest |w| / the largest code
+        return "▶ the group's largest |w|: it sets d"
+    return "▶ the group's largest |w|; its min and max set d and m"  # asymmetric
+
+
+# -- the whole model ------------------------------------------------------------------------------
+
+STAGE_WORDS = {
+    "waiting": "starting",
+    "quantize": "quantizing tensor {done} of {total}",
+    "quantized": "generating text",
+    "generated": "comparing on held-out text",
+    "reference": "FP32 reference, window {done} of {total}",
+    "compare": "comparing window {done} of {total}",
+}
+
+
+def stage_words(stage: str, done: int, total: int) -> str:
+    """What a whole-model job is doing, with an 8-step bar when its length is known.
+
+    >>> stage_words("compare", 2, 8)
+    'comparing window 2 of 8  ▰▰▱▱▱▱▱▱'
+    >>> stage_words("quantized", 0, 0)
+    'generating text'
+    """
+    what = STAGE_WORDS.get(stage, stage).format(done=done, total=total)
+    if total:
+        filled = round(8 * done / total)
+        what += "  " + "▰" * filled + "▱" * (8 - filled)
+    return what
+
+
+def pending_numbers(texts_missing: bool, comparison_missing: bool) -> str:
+    """The numbers still to come, in reading order.
+
+    >>> pending_numbers(True, True)
+    'text, KL, top-1, perplexity'
+    """
+    pending = ["text"] if texts_missing else []
+    if comparison_missing:
+        pending += ["KL", "top-1", "perplexity"]
+    return ", ".join(pending)
+
+
+def first_difference_note(k: int | None, n: int) -> str:
+    """Where two continuations part (``k``: their first different token; ``n``: length).
+
+    >>> first_difference_note(None, 1), first_difference_note(3, 32)
+    ('Both texts are identical (1 token).', 'Identical for the first 3 tokens, then they part (underlined).')
+    """
+    if k is None:
+        return f"Both texts are identical ({n} token{'' if n == 1 else 's'})."
+    if k == 0:
+        return "Different from the first token on (underlined)."
+    if k == 1:
+        return "Same first token, then they part (underlined)."
+    return f"Identical for the first {k} tokens, then they part (underlined)."
