@@ -20,7 +20,6 @@ can be checked with a calculator (``p = exp(logit - lse)``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual import events
@@ -30,27 +29,24 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from ..core.generation import Generation, StepRecord
-from ..core.sampling import SamplingResult, SamplingSettings
+from ..core.sampling import SamplingSettings
 from ..core.session import NotReady
 from ..views.readout import LOGIT_DECIMALS
 from ..views.sampling_text import EXPLAINER, FIELDS, LEAD, explainer_texts
 from ..views.sampling_view import (
-    SETTING_FIELDS,
     SamplingState,
     SamplingTable,
-    SettingError,
+    Shown,
     bar_labels,
     bar_tags,
     branch_op,
     flow_label,
     generation_key,
     highlight_tag,
-    parse_count,
-    parse_seed,
-    parse_settings,
-    parse_stops,
+    read_fields,
     replay_op,
     rewind_op,
+    running_pieces,
     sampling_state,
     sampling_table,
     setting_notes,
@@ -82,20 +78,6 @@ PREVIEW_KEY = "sampling.preview"
 Action = Callable[[Generation], str]
 """What a key does to the shared generation (in the generation worker); returns what to
 say about it ("" for nothing)."""
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What the bars show right now (read by tests)."""
-
-    index: int
-    """The step: ``len(steps)`` for the next one (a preview), less for a recorded one."""
-    recorded: bool
-    token: int
-    """The highlighted token: the one the draw picks (preview) or the one appended."""
-    forced: bool
-    table: SamplingTable
-    result: SamplingResult
 
 
 class SettingInput(Input):
@@ -408,15 +390,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         if key == self._text_key:
             return
         self._text_key = key
-        pieces: list[tuple[str, str]] = [(self._flow_label(tok), "dim") for tok in st.prompt]
-        for rec in steps:
-            style = "underline" if rec.index % 2 else ""
-            if self._view is not None and rec.index == self._view:
-                style = "reverse bold"
-            pieces.append((self._flow_label(rec.token), style))
-        if self._view is None:
-            pieces.append(("▏", "bold"))  # where the next token goes
-        focus_piece = len(st.prompt) + (self._view if self._view is not None else len(steps))
+        pieces, focus_piece = running_pieces(st.prompt, steps, self._view, self._flow_label)
         lines = running_text(pieces, focus_piece, self.app.console, width, lines_avail)
         self._put(self._text, lines)
 
@@ -458,21 +432,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         and says why) and ask for the next step's preview with them."""
         s = self.session
         texts = {key: inp.value for key, inp in self._inputs.items()}
-        errors: dict[str, str] = {}
-        settings, seed, count = s.sampling, s.seed, self._count
-        try:
-            settings = parse_settings({f: texts[f] for f in SETTING_FIELDS})
-        except SettingError as exc:
-            errors[exc.field] = str(exc)
-        try:
-            seed = parse_seed(texts["seed"])
-        except SettingError as exc:
-            errors["seed"] = str(exc)
-        try:
-            count = parse_count(texts["count"], 256)
-        except SettingError as exc:
-            errors["count"] = str(exc)
-        stops = parse_stops(texts["stops"])
+        settings, seed, count, stops, errors = read_fields(texts, s.sampling, s.seed, self._count)
         for key, inp in self._inputs.items():
             inp.set_class(key in errors, "-bad")
         self._errors = errors

@@ -530,3 +530,64 @@ def highlight_tag(recorded: bool, forced: bool, drew: bool) -> str:
     if not recorded:
         return "drawn" if drew else "top"
     return "you chose" if forced else "chosen"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What chapter 5's bars show right now (read by tests)."""
+
+    index: int
+    """The step: ``len(steps)`` for the next one (a preview), less for a recorded one."""
+    recorded: bool
+    token: int
+    """The highlighted token: the one the draw picks (preview) or the one appended."""
+    forced: bool
+    table: SamplingTable
+    result: SamplingResult
+
+
+def read_fields(
+    texts: Mapping[str, str], settings: SamplingSettings, seed: int, count: int
+) -> tuple[SamplingSettings, int, int, tuple[str, ...], dict[str, str]]:
+    """Chapter 5's fields parsed: settings, seed, step count and stop sequences, each bad
+    field keeping the value given here, and the errors by field.
+
+    >>> texts = dict.fromkeys(SETTING_FIELDS, "") | {"seed": "7", "count": "x", "stops": ""}
+    >>> settings, seed, count, stops, errors = read_fields(texts, SamplingSettings(), 1, 10)
+    >>> seed, count, stops, list(errors)
+    (7, 10, (), ['count'])
+    """
+    errors: dict[str, str] = {}
+    try:
+        settings = parse_settings({f: texts[f] for f in SETTING_FIELDS})
+    except SettingError as exc:
+        errors[exc.field] = str(exc)
+    try:
+        seed = parse_seed(texts["seed"])
+    except SettingError as exc:
+        errors["seed"] = str(exc)
+    try:
+        count = parse_count(texts["count"], 256)
+    except SettingError as exc:
+        errors["count"] = str(exc)
+    return settings, seed, count, parse_stops(texts["stops"]), errors
+
+
+def running_pieces(
+    prompt,
+    steps,
+    view: int | None,
+    label,  # noqa: ANN001
+) -> tuple[list[tuple[str, str]], int]:
+    """The running text as (label, style) pieces — prompt dim, steps alternately
+    underlined, the one shown (``view``) in reverse, a bar where the next token goes — and
+    the index of the piece to keep in view."""
+    pieces: list[tuple[str, str]] = [(label(tok), "dim") for tok in prompt]
+    for rec in steps:
+        style = "underline" if rec.index % 2 else ""
+        if view is not None and rec.index == view:
+            style = "reverse bold"
+        pieces.append((label(rec.token), style))
+    if view is None:
+        pieces.append(("▏", "bold"))  # where the next token goes
+    return pieces, len(prompt) + (view if view is not None else len(steps))
