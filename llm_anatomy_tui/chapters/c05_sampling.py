@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -51,6 +50,7 @@ from ..views.sampling_view import (
     sampling_table,
     setting_notes,
     settings_fields,
+    shown_for,
     step_op,
     stops_field,
     token_label,
@@ -58,6 +58,7 @@ from ..views.sampling_view import (
 from ..widgets.bar_chart import BarChart, CumulativeStrip
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.sampling_panels import (
+    SettingInput,
     bar_columns,
     draw_note,
     message_lines,
@@ -78,18 +79,6 @@ PREVIEW_KEY = "sampling.preview"
 Action = Callable[[Generation], str]
 """What a key does to the shared generation (in the generation worker); returns what to
 say about it ("" for nothing)."""
-
-
-class SettingInput(Input):
-    """A number field. Pasted text keeps only its first line's printable characters."""
-
-    def _on_paste(self, event: events.Paste) -> None:
-        lines = event.text.splitlines() if event.text else []
-        clean = "".join(ch for ch in lines[0] if ch.isprintable()) if lines else ""
-        event.prevent_default()
-        event.stop()
-        if clean:
-            self.insert_text_at_cursor(clean)
 
 
 class SamplingScreen(GenerationChapterMixin, ChapterScreen):
@@ -290,16 +279,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         st = self.state
         if st is not None and st.stop is not None and self._view is None and st.steps:
             self._view = len(st.steps) - 1  # nothing comes next: show the step that ended it
-        if st is None:
-            self.shown = None
-        elif self._view is not None:
-            rec = st.steps[self._view]
-            self.shown = Shown(self._view, True, rec.token, rec.forced,
-                               self._record_table(rec), rec.sampling)  # fmt: skip
-        elif st.table is not None and st.result is not None:
-            self.shown = Shown(len(st.steps), False, st.table.chosen, False, st.table, st.result)
-        else:
-            self.shown = None  # it stopped before any step
+        self.shown = shown_for(st, self._view, self._record_table)
         self._draw_text()
         self._draw_status()
         self._show_message()

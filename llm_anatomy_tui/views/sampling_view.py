@@ -591,3 +591,17 @@ def running_pieces(
     if view is None:
         pieces.append(("▏", "bold"))  # where the next token goes
     return pieces, len(prompt) + (view if view is not None else len(steps))
+
+
+def shown_for(st: SamplingState | None, view: int | None, record_table) -> Shown | None:  # noqa: ANN001
+    """What the bars show: step ``view`` as recorded (its table from
+    ``record_table(rec)``), or the next step's preview (``view`` None); None if neither
+    exists (no state yet, or it stopped before any step)."""
+    if st is None:
+        return None
+    if view is not None:
+        rec = st.steps[view]
+        return Shown(view, True, rec.token, rec.forced, record_table(rec), rec.sampling)
+    if st.table is not None and st.result is not None:
+        return Shown(len(st.steps), False, st.table.chosen, False, st.table, st.result)
+    return None  # it stopped before any step

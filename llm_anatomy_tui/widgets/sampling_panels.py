@@ -1,6 +1,7 @@
-"""The Rich text chapter 5 draws from its view-model data: the normaliser lines, the note
-under the cumulative strip, the stage list, the status line, the running text and the
-message lines. Plain data in, Rich renderables out; no screen here."""
+"""What chapter 5 draws with, knowing no screen: its number field (:class:`SettingInput`)
+and the Rich text made from its view-model data — the normaliser lines, the note under
+the cumulative strip, the stage list, the status line, the running text and the message
+lines. Plain data in, Rich renderables out."""
 
 from __future__ import annotations
 
@@ -8,11 +9,26 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.text import Text
+from textual import events
+from textual.widgets import Input
 
 from ..core.sampling import SamplingResult, SamplingSettings
 from ..views.readout import LOGIT_DECIMALS, PERCENT_DECIMALS
 from ..views.sampling_view import SamplingState, SamplingTable, penalty_rule
 from .bar_chart import BarColumn
+
+
+class SettingInput(Input):
+    """A number field. Pasted text keeps only its first line's printable characters."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        lines = event.text.splitlines() if event.text else []
+        clean = "".join(ch for ch in lines[0] if ch.isprintable()) if lines else ""
+        event.prevent_default()
+        event.stop()
+        if clean:
+            self.insert_text_at_cursor(clean)
+
 
 STAGE_NAMES = {"logits": "logits", "penalties": "penalties", "temperature": "temperature",
                "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}  # fmt: skip
