@@ -20,40 +20,55 @@ can be checked with a calculator (``p = exp(logit - lse)``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
 from ..core.generation import Generation, StepRecord
-from ..core.sampling import SamplingResult, SamplingSettings
+from ..core.sampling import SamplingSettings
 from ..core.session import NotReady
-from ..views.readout import LOGIT_DECIMALS, PERCENT_DECIMALS
+from ..views.readout import LOGIT_DECIMALS
 from ..views.sampling_text import EXPLAINER, FIELDS, LEAD, explainer_texts
 from ..views.sampling_view import (
-    SETTING_FIELDS,
     SamplingState,
     SamplingTable,
-    SettingError,
+    Shown,
+    bar_labels,
+    bar_tags,
+    branch_op,
+    flow_label,
     generation_key,
-    parse_count,
-    parse_seed,
-    parse_settings,
-    parse_stops,
-    penalty_rule,
+    highlight_tag,
+    read_fields,
+    replay_op,
+    rewind_op,
+    running_pieces,
     sampling_state,
     sampling_table,
+    setting_notes,
     settings_fields,
+    shown_for,
+    step_op,
+    stops_field,
+    token_label,
 )
-from ..views.token_pieces import piece_spans
-from ..widgets.bar_chart import BarChart, BarColumn, CumulativeStrip
+from ..widgets.bar_chart import BarChart, CumulativeStrip
 from ..widgets.prompt_bar import PromptBar
+from ..widgets.sampling_panels import (
+    SettingInput,
+    bar_columns,
+    draw_note,
+    message_lines,
+    norm_text,
+    running_text,
+    stages_text,
+    status_text,
+)
 from .base import MODEL, PROMPT, ChapterScreen
-from .generation_common import GenerationChapterMixin, stopped_message
+from .generation_common import GenerationChapterMixin
 
 TOP_N = 20
 """Rows in the bar table (the chosen token is added if it ranks lower)."""
@@ -64,32 +79,6 @@ PREVIEW_KEY = "sampling.preview"
 Action = Callable[[Generation], str]
 """What a key does to the shared generation (in the generation worker); returns what to
 say about it ("" for nothing)."""
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What the bars show right now (read by tests)."""
-
-    index: int
-    """The step: ``len(steps)`` for the next one (a preview), less for a recorded one."""
-    recorded: bool
-    token: int
-    """The highlighted token: the one the draw picks (preview) or the one appended."""
-    forced: bool
-    table: SamplingTable
-    result: SamplingResult
-
-
-class SettingInput(Input):
-    """A number field. Pasted text keeps only its first line's printable characters."""
-
-    def _on_paste(self, event: events.Paste) -> None:
-        lines = event.text.splitlines() if event.text else []
-        clean = "".join(ch for ch in lines[0] if ch.isprintable()) if lines else ""
-        event.prevent_default()
-        event.stop()
-        if clean:
-            self.insert_text_at_cursor(clean)
 
 
 class SamplingScreen(GenerationChapterMixin, ChapterScreen):
@@ -216,9 +205,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         try:
             for key, text in settings_fields(s.sampling).items():
                 self._inputs[key].value = text
-            self._inputs["stops"].value = "|".join(
-                x.replace("\n", "\\n").replace("\t", "\\t") for x in s.stop_sequences
-            )
+            self._inputs["stops"].value = stops_field(s.stop_sequences)
             self._inputs["seed"].value = str(s.seed)
             self._inputs["count"].value = str(self._count)
         finally:
@@ -292,16 +279,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         st = self.state
         if st is not None and st.stop is not None and self._view is None and st.steps:
             self._view = len(st.steps) - 1  # nothing comes next: show the step that ended it
-        if st is None:
-            self.shown = None
-        elif self._view is not None:
-            rec = st.steps[self._view]
-            self.shown = Shown(self._view, True, rec.token, rec.forced,
-                               self._record_table(rec), rec.sampling)  # fmt: skip
-        elif st.table is not None and st.result is not None:
-            self.shown = Shown(len(st.steps), False, st.table.chosen, False, st.table, st.result)
-        else:
-            self.shown = None  # it stopped before any step
+        self.shown = shown_for(st, self._view, self._record_table)
         self._draw_text()
         self._draw_status()
         self._show_message()
@@ -316,9 +294,10 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
             return  # the same step and settings as on screen: nothing to repaint
         self._drawn = drawn
         self._draw_bars(shown)
-        self._draw_norm(shown)
+        self._put(self._norm, norm_text(shown.table, shown.result.settings))
         self._draw_strip(shown)
-        self._draw_stages(shown)
+        self._put(self._stages, stages_text(shown.result, shown.index, shown.recorded,
+                                            self.session.stop_sequences))  # fmt: skip
 
     def _record_table(self, rec: StepRecord) -> SamplingTable:
         cached = self._record_tables.get(rec.index)
@@ -339,152 +318,42 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
     def _label(self, token: int) -> str:
         label = self._labels.get(token)
         if label is None:
-            try:
-                raw = self.session.encoding("model").decode_single_token_bytes(token)
-            except (KeyError, NotReady):
-                raw = b""
-            label = _token_label(raw, token)
-            self._labels[token] = label
+            label = self._labels[token] = token_label(self._raw(token), token)
         return label
 
+    def _raw(self, token: int) -> bytes:
+        try:
+            return self.session.encoding("model").decode_single_token_bytes(token)
+        except (KeyError, NotReady):
+            return b""
+
     def _draw_bars(self, shown: Shown) -> None:
-        table = shown.table
-        rows = table.rows
-        labels = []
-        for r in rows:
-            label = self._label(r.token)
-            if r.rank >= TOP_N:
-                label = f"{label} #{r.rank + 1}"
-            labels.append(label)
-        columns = [
-            BarColumn("logit", [r.logit for r in rows], LOGIT_DECIMALS),
-            BarColumn("p", [r.p for r in rows], PERCENT_DECIMALS, percent=True),
-        ]
-        if table.adjusted:
-            columns.append(BarColumn("z", [r.z for r in rows], LOGIT_DECIMALS))
-        columns.append(BarColumn("p′", [r.p_final for r in rows], PERCENT_DECIMALS, percent=True))
-        values = [r.p_final if r.p_final is not None else r.p_before_cut for r in rows]
-        tags = [
-            "▼ penalty" if r.penalty < 0 else ("▲ boost" if r.penalty > 0 else None) for r in rows
-        ]
+        rows = shown.table.rows
         highlight = next((i for i, r in enumerate(rows) if r.token == shown.token), None)
-        if not shown.recorded:
-            tag = "drawn" if shown.result.draw.u is not None else "top"
-        else:
-            tag = "you chose" if shown.forced else "chosen"
-        self._bars.highlight_tag = tag
+        drew = shown.result.draw.u is not None
+        self._bars.highlight_tag = highlight_tag(shown.recorded, shown.forced, drew)
         self._bars.set_data(
-            labels, values, columns=columns, cut=[r.cut for r in rows], highlight=highlight,
-            tags=tags,
+            bar_labels(rows, self._label, TOP_N),
+            [r.p_final if r.p_final is not None else r.p_before_cut for r in rows],
+            columns=bar_columns(shown.table), cut=[r.cut for r in rows], highlight=highlight,
+            tags=bar_tags(rows),
         )  # fmt: skip
         # new numbers: the cursor starts on the chosen token, so it is in view and
         # branching means moving the cursor to another row
         if highlight is not None:
             self._bars.cursor = highlight
 
-    def _draw_norm(self, shown: Shown) -> None:
-        """Two lines: the normaliser of the raw logits, and what the settings did to them
-        (how z is made, what was kept, the normaliser over the kept tokens)."""
-        t = shown.table
-        d = t.decimals
-        settings = shown.result.settings
-        line1 = Text.assemble(
-            ("lse", "bold"),
-            f" = {t.lse:.{d}f} over {t.vocab:,} logits · p = exp(logit − {t.lse:.{d}f})",
-        )
-        if settings.greedy:
-            line2 = "greedy: only the top token is kept, p′ = 100%"
-            self._put(self._norm, Text.assemble(line1, "\n", line2))
-            return
-        if not t.adjusted and t.n_kept == t.vocab:
-            self._put(self._norm, Text.assemble(line1, "\nnothing cut or changed: p′ = p"))
-            return
-        parts = []
-        if t.adjusted:
-            pen = penalty_rule(settings)
-            inner = "pen(logit)" if pen else "logit"
-            temp = settings.temperature
-            parts.append(f"z = {inner}" if temp == 1 else f"z = {inner}/{temp:g}")
-            if pen:
-                parts.append(pen + " (tokens in context)")
-        parts.append(
-            f"kept {t.n_kept:,} of {t.vocab:,} ({t.kept_mass * 100:.{PERCENT_DECIMALS}f}%)"
-            if t.n_kept < t.vocab
-            else f"all {t.vocab:,} kept"
-        )
-        z = "z" if t.adjusted else "logit"
-        parts.append(f"p′ = exp({z} − {t.lse_final:.{d}f})")
-        self._put(self._norm, Text.assemble(line1, "\n", " · ".join(parts)))
-
     def _draw_strip(self, shown: Shown) -> None:
         t = shown.table
-        result = shown.result
-        draw = result.draw
-        labels = [self._label(c) for c in t.candidates]
-        self._strip.set_data(labels, list(t.candidate_probs), draw.u)
-        note: Text | None = None
-        if draw.u is None:
-            note = Text("Greedy: no random number is drawn; the top token is taken.")
-        elif shown.forced:
-            note = Text.assemble(
-                "You chose ", (self._label(shown.token), "bold"), " here; the draw (u = ",
-                f"{draw.u:.{LOGIT_DECIMALS}f}) had picked ", (self._label(draw.token), "bold"), ".",
-            )  # fmt: skip
-        elif draw.token not in t.candidates:
-            note = Text.assemble(
-                f"u = {draw.u:.{LOGIT_DECIMALS}f} fell past the first {len(t.candidates)}: "
-                f"rank {draw.rank + 1:,} of {draw.n_candidates:,}, ",
-                (self._label(draw.token), "bold"),
-                f", in [{draw.cdf_low:.{LOGIT_DECIMALS}f}, {draw.cdf_high:.{LOGIT_DECIMALS}f}).",
-            )
+        self._strip.set_data([self._label(c) for c in t.candidates], list(t.candidate_probs),
+                             shown.result.draw.u)  # fmt: skip
+        note = draw_note(t, shown.result, shown.token, shown.forced, self._label)
         self._draw_line.display = note is not None
         if note is not None:
             self._put(self._draw_line, note)
 
-    def _draw_stages(self, shown: Shown) -> None:
-        result = shown.result
-        out = Text()
-        title = "What each stage did" + (
-            f" (step {shown.index}, as recorded)" if shown.recorded else " (next step)"
-        )
-        out.append(title + "\n", style="bold")
-        names = {"logits": "logits", "penalties": "penalties", "temperature": "temperature",
-                 "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}  # fmt: skip
-        for stage in result.stages:
-            style = "" if stage.active else "dim"
-            out.append(f"{names[stage.name]:<12}", style=f"bold {style}".strip())
-            out.append(f"{stage.n_kept:>6,} tokens left\n", style=style)
-            out.append(f"  {stage.note}\n", style=style)
-        out.append(f"\nsettings: {result.settings.describe()}", style="italic")
-        if self.session.stop_sequences:
-            out.append(
-                "; stop at " + ", ".join(repr(s) for s in self.session.stop_sequences),
-                style="italic",
-            )
-        self._put(self._stages, out)
-
     def _draw_status(self) -> None:
-        st = self.state
-        if st is None:
-            self._put(self._status, Text("Reading the prompt…", style="italic"))
-            return
-        n = len(st.steps)
-        mode = "greedy" if st.settings.greedy else f"sampling, seed {st.seed}"
-        if self._view is None:
-            text = Text.assemble(
-                ("Next token", "bold"),
-                f" · step {n} · {st.n_tokens} tokens in context, room for {st.room} · {mode}",
-            )
-        else:
-            rec = st.steps[self._view]
-            how = "you chose it" if rec.forced else rec.sampling.settings.describe()
-            text = Text.assemble(
-                (f"Step {self._view} of {n}", "bold"),
-                f" (recorded: {how}) · → later · b / Enter branches here",
-            )
-        if st.stop is not None:
-            text = Text.assemble(("Stopped: ", "bold"), st.stop.message, " · x drops a step")
-        self._put(self._status, text)
+        self._put(self._status, status_text(self.state, self._view))
 
     def _draw_text(self) -> None:
         """Prompt (dim) and generated tokens, steps alternately underlined, the one shown
@@ -501,88 +370,28 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         if key == self._text_key:
             return
         self._text_key = key
-        pieces: list[tuple[str, str]] = [(self._flow_label(tok), "dim") for tok in st.prompt]
-        for rec in steps:
-            style = "underline" if rec.index % 2 else ""
-            if self._view is not None and rec.index == self._view:
-                style = "reverse bold"
-            pieces.append((self._flow_label(rec.token), style))
-        if self._view is None:
-            pieces.append(("▏", "bold"))  # where the next token goes
-        focus_piece = len(st.prompt) + (self._view if self._view is not None else len(steps))
-        text = Text(no_wrap=False, overflow="fold")
-        offsets = []
-        for label, style in pieces:
-            offsets.append(len(text.plain))
-            text.append(label, style=style)
-        lines = text.wrap(self.app.console, width)
-        if len(lines) <= lines_avail:
-            self._put(self._text, Text("\n").join(lines))
-            return
-        # keep the line holding the focus piece in view (the newest, or the step shown)
-        pos = offsets[min(focus_piece, len(offsets) - 1)]
-        total, focus_line = 0, len(lines) - 1
-        for i, line in enumerate(lines):
-            total += len(line.plain)
-            if total > pos:
-                focus_line = i
-                break
-        start = max(0, min(focus_line - lines_avail + 1, len(lines) - lines_avail))
-        hidden = sum(len(line.plain) for line in lines[:start])
-        out = Text("\n").join(lines[start : start + lines_avail])
-        if start:
-            out = Text.assemble((f"…{hidden:,} characters above… ", "dim italic"), out)
-        self._put(self._text, out)
+        pieces, focus_piece = running_pieces(st.prompt, steps, self._view, self._flow_label)
+        lines = running_text(pieces, focus_piece, self.app.console, width, lines_avail)
+        self._put(self._text, lines)
 
     def _flow_label(self, token: int) -> str:
         """A token as running text: spaces as spaces, line breaks and tabs as ⏎ ⇥."""
         label = self._labels.get(-1 - token)
         if label is None:
-            try:
-                raw = self.session.encoding("model").decode_single_token_bytes(token)
-            except (KeyError, NotReady):
-                raw = b""
-            parts = []
-            for text, kind in piece_spans(raw):
-                parts.append(text.replace("·", " ") if kind == "marker" else text)
-            label = "".join(parts) or f"#{token}"
-            self._labels[-1 - token] = label
+            label = self._labels[-1 - token] = flow_label(self._raw(token), token)
         return label
 
     def _show_message(self) -> None:
-        lines = [Text(err, style="bold red") for err in self._errors.values()]
-        st = self.state
-        if st is not None and self._ready():
-            if st.notice:
-                lines.append(Text(st.notice, style="italic"))
-            if st.message and st.table is None and not st.steps:
-                lines.append(Text(f"Nothing can be generated: {st.message}.", style="bold"))
-            if st.info:
-                lines.append(Text(st.info, style="bold" if "stopped" in st.info else "italic"))
-        lines.extend(self._setting_notes())
+        shown = self.shown
+        top = None
+        if shown is not None and not shown.recorded and self.session.sampling.temperature >= 5:
+            top = max((r.p_final or 0.0) for r in shown.table.rows)
+        st = self.state if self._ready() else None
+        lines = message_lines(list(self._errors.values()), st,
+                              setting_notes(self.session.sampling, top))  # fmt: skip
         msg = self._message
         msg.display = bool(lines)
         self._put(msg, Text("\n").join(lines[:3]) if lines else "")
-
-    def _setting_notes(self) -> list[Text]:
-        s = self.session.sampling
-        notes = []
-        shown = self.shown
-        if s.greedy:
-            notes.append("Temperature 0 is greedy: no draw, the top token every time.")
-        elif s.temperature >= 5 and shown is not None and not shown.recorded:
-            top = max((r.p_final or 0.0) for r in shown.table.rows)
-            notes.append(
-                f"Temperature {s.temperature:g} flattens the distribution: the best token "
-                f"keeps {top * 100:.{PERCENT_DECIMALS}f}%, so the draw is close to a blind pick."
-            )
-        if s.top_p == 0:
-            notes.append("top-p 0 keeps only the most likely token: sampling becomes greedy.")
-        if s.top_k == 1:
-            notes.append("top-k 1 keeps only the most likely token.")
-        if s.min_p == 1:
-            notes.append("min-p 1 keeps only the most likely token (and exact ties).")
-        return [Text(n, style="italic") for n in notes]
 
     # -- fields ----------------------------------------------------------------------------
 
@@ -603,21 +412,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         and says why) and ask for the next step's preview with them."""
         s = self.session
         texts = {key: inp.value for key, inp in self._inputs.items()}
-        errors: dict[str, str] = {}
-        settings, seed, count = s.sampling, s.seed, self._count
-        try:
-            settings = parse_settings({f: texts[f] for f in SETTING_FIELDS})
-        except SettingError as exc:
-            errors[exc.field] = str(exc)
-        try:
-            seed = parse_seed(texts["seed"])
-        except SettingError as exc:
-            errors["seed"] = str(exc)
-        try:
-            count = parse_count(texts["count"], 256)
-        except SettingError as exc:
-            errors["count"] = str(exc)
-        stops = parse_stops(texts["stops"])
+        settings, seed, count, stops, errors = read_fields(texts, s.sampling, s.seed, self._count)
         for key, inp in self._inputs.items():
             inp.set_class(key in errors, "-bad")
         self._errors = errors
@@ -649,7 +444,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         self.draw_state(self.state)
 
     def action_step(self) -> None:
-        self._act(_step)
+        self._act(step_op)
 
     def action_generate(self) -> None:
         for _ in range(self._count):
@@ -713,7 +508,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         self.draw_state(st)
 
     def action_replay(self) -> None:
-        self._act(_replay)
+        self._act(replay_op)
 
     def on_bar_chart_row_chosen(self, event: BarChart.RowChosen) -> None:
         event.stop()
@@ -727,72 +522,11 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         if shown is None or not 0 <= row < len(shown.table.rows) or not self._ready():
             return
         token = shown.table.rows[row].token
-        index = shown.index
-        label = self._label(token)
-
-        def branch(gen: Generation) -> str:
-            if index > len(gen.steps):
-                return f"Step {index} no longer exists."
-            if index == len(gen.steps):
-                if gen.done:
-                    return stopped_message(gen) or ""
-                gen.step(token=token)
-                return f"Step {index}: took {label} by hand instead of drawing."
-            old = gen.steps[index].token
-            dropped = len(gen.steps) - index - 1
-            gen.branch(index, token)
-            later = f"; the {dropped} later step{'s' if dropped != 1 else ''} were dropped"
-            was = _token_label(gen.piece(old), old)
-            return f"Branched at step {index}: {label} instead of {was}" + (
-                later + "." if dropped else "."
-            )
-
-        self._act(branch)
+        self._act(branch_op(shown.index, token, self._label(token)))
 
     def action_rewind(self) -> None:
         st = self.state
         if st is None or not st.steps:
             self.notify("No steps to drop.", timeout=2)
             return
-        index = self._view if self._view is not None else len(st.steps) - 1
-
-        def rewind(gen: Generation) -> str:
-            if index >= len(gen.steps):
-                return ""
-            n = len(gen.steps) - index
-            gen.rewind(index)
-            return f"Dropped {n} step{'s' if n != 1 else ''}, from step {index} on."
-
-        self._act(rewind)
-
-
-# -- generation actions (run in the app's generation worker) ----------------------------------
-
-
-def _step(gen: Generation) -> str:
-    """One step, or why there is none."""
-    if gen.done:
-        return stopped_message(gen) or ""
-    gen.step()
-    return ""
-
-
-def _replay(gen: Generation) -> str:
-    """Every step again with the current seed; says whether the tokens changed."""
-    before = gen.generated
-    if not before:
-        return "Nothing to replay yet: take a few steps first."
-    gen.replay()
-    after = gen.generated
-    if before == after:
-        return f"Replayed {len(before)} steps with seed {gen.seed}: the same tokens again."
-    same = sum(a == b for a, b in zip(before, after, strict=False))
-    return (
-        f"Replayed with seed {gen.seed}: {len(after) - same} of {len(after)} tokens "
-        "differ from before (a different seed gives different draws)."
-    )
-
-
-def _token_label(raw: bytes, token: int) -> str:
-    """A token as a bar label: its piece with visible whitespace, or ``#id`` if it has none."""
-    return "".join(text for text, _ in piece_spans(raw)) if raw else f"#{token}"
+        self._act(rewind_op(self._view if self._view is not None else len(st.steps) - 1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from time import sleep as _pause  # real sleep, even where a test replaces ``time``
 
 import numpy as np
 
@@ -352,3 +353,57 @@ def kv_state(gen: Generation, log: DriftLog | None, *, feeds: int = 64, info: st
         quant_scales_bytes=scales, quant_pending=pending, message=message, info=info,
         notice=notice,
     )  # fmt: skip
+
+
+# -- the chapter's generation ops (run in the app's generation worker) ------------------------
+
+CATCH_UP_DELAY = 0.12
+"""Seconds without a newer step before the missing measurements are taken."""
+
+
+def ignore_progress(_report: object) -> None:
+    """Measuring reports no progress on screen (the task is there to cancel it)."""
+
+
+def measure_after_a_pause(model, tokens, n_prompt, records, task):  # noqa: ANN001, ANN201
+    """:func:`measure_records` once no newer request came for :data:`CATCH_UP_DELAY`
+    seconds: while a step key is held each step cancels the last request, so the forward
+    passes a measurement costs never compete with the steps."""
+    _pause(CATCH_UP_DELAY)
+    if task.cancelled:
+        return None
+    return measure_records(model, tokens, n_prompt, records, task)
+
+
+def step_op(gen: Generation) -> str:
+    """One step, or why there is none."""
+    if gen.done:
+        return f"Generation has stopped: {gen.stop.message}" if gen.stop else ""
+    gen.step()
+    return ""
+
+
+def ten_steps_op(gen: Generation) -> str:
+    """Ten steps in one op (fewer if generation stops), or why there were none."""
+    for _ in range(10):
+        said = step_op(gen)
+        if said:
+            return said
+    return ""
+
+
+def restart_op(gen: Generation) -> str:
+    """Forget every step and the cache: the next step prefills the prompt again."""
+    gen.rewind(0)
+    gen.cache.truncate(0)
+    return ""
+
+
+def array_rows(snap: CacheSnapshot) -> list[tuple[str, str, str, int, str]]:
+    """One row per layer: name, K shape, V shape, bytes K + V, dtype."""
+    rows = []
+    for layer in snap.layers:
+        k = f"[{', '.join(str(d) for d in layer.k_shape)}]"
+        v = f"[{', '.join(str(d) for d in layer.v_shape)}]"
+        rows.append((f"layer {layer.layer}", k, v, layer.nbytes, layer.dtype))
+    return rows

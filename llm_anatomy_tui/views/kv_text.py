@@ -48,3 +48,47 @@ EXPLAINER: tuple[tuple[str, str], ...] = (
         "or summarise the oldest turns; this app cuts a too-long prompt from the front.)",
     ),
 )
+
+
+def ms_text(seconds: float) -> str:
+    """Seconds as milliseconds, two places.
+
+    >>> ms_text(0.0123456)
+    '12.35'
+    """
+    return f"{seconds * 1000:.2f}"
+
+
+def macs_text(macs: int) -> str:
+    """Multiply-adds in millions, two places.
+
+    >>> macs_text(1_234_567)
+    '1.23'
+    """
+    return f"{macs / 1e6:.2f}"
+
+
+def prefill_and_decode(n_prompt: int, n_generated: int) -> list[str | tuple[str, str]]:
+    """The status line's count of the work: the prefill yields the first new token, each
+    decode step one more — so "3 tokens generated" is the prefill and 2 decode steps.
+
+    >>> "".join(p if isinstance(p, str) else p[0] for p in prefill_and_decode(18, 3))
+    '18 prompt tokens → token 1 · decode: tokens 2–3, one per step'
+    """
+    prompt = f"{n_prompt} prompt token{'s' if n_prompt != 1 else ''}"
+    if n_generated == 0:
+        return [f"{prompt} in one pass · no token generated yet"]
+    if n_generated == 1:
+        return [f"{prompt} → token 1 · ", ("decode: ", "bold"), "from the next step on"]
+    later = "token 2" if n_generated == 2 else f"tokens 2–{n_generated}"
+    return [f"{prompt} → token 1 · ", ("decode: ", "bold"), f"{later}, one per step"]
+
+
+def right_aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """The header and rows as lines of right-aligned columns, two spaces apart.
+
+    >>> right_aligned(("a", "bb"), [("123", "4")])
+    ['  a  bb', '123   4']
+    """
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    return ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in (header, *rows)]

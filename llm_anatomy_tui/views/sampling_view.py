@@ -22,7 +22,8 @@ import numpy as np
 
 from ..core.generation import Generation, GenerationStopped, StepRecord, Stop
 from ..core.sampling import SamplingError, SamplingResult, SamplingSettings, rank_tokens
-from .readout import LOGIT_DECIMALS, SoftmaxReadout, softmax_readout
+from .readout import LOGIT_DECIMALS, PERCENT_DECIMALS, SoftmaxReadout, softmax_readout
+from .token_pieces import piece_spans
 
 CUT_NAMES = {"temperature": "greedy", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}
 """The short name a bar is tagged with when that stage removed it."""
@@ -395,3 +396,212 @@ def sampling_state(gen: Generation, top_n: int, info: str = "", notice: str = ""
         settings=gen.settings, seed=gen.seed, stops=gen.stop_sequences, result=result,
         table=table, message=message, info=info, notice=notice, key=generation_key(gen),
     )  # fmt: skip
+
+
+# -- the chapter's generation ops and labels (run in the app's generation worker) -----------
+
+
+def _stopped(gen: Generation) -> str:
+    return f"Generation has stopped: {gen.stop.message}" if gen.stop else ""
+
+
+def step_op(gen: Generation) -> str:
+    """One step, or why there is none."""
+    if gen.done:
+        return _stopped(gen)
+    gen.step()
+    return ""
+
+
+def replay_op(gen: Generation) -> str:
+    """Every step again with the current seed; says whether the tokens changed."""
+    before = gen.generated
+    if not before:
+        return "Nothing to replay yet: take a few steps first."
+    gen.replay()
+    after = gen.generated
+    if before == after:
+        return f"Replayed {len(before)} steps with seed {gen.seed}: the same tokens again."
+    same = sum(a == b for a, b in zip(before, after, strict=False))
+    return (
+        f"Replayed with seed {gen.seed}: {len(after) - same} of {len(after)} tokens "
+        "differ from before (a different seed gives different draws)."
+    )
+
+
+def branch_op(index: int, token: int, label: str):  # noqa: ANN201
+    """The op that takes ``token`` (shown as ``label``) at step ``index``."""
+
+    def branch(gen: Generation) -> str:
+        if index > len(gen.steps):
+            return f"Step {index} no longer exists."
+        if index == len(gen.steps):
+            if gen.done:
+                return _stopped(gen)
+            gen.step(token=token)
+            return f"Step {index}: took {label} by hand instead of drawing."
+        old = gen.steps[index].token
+        dropped = len(gen.steps) - index - 1
+        gen.branch(index, token)
+        later = f"; the {dropped} later step{'s' if dropped != 1 else ''} were dropped"
+        was = token_label(gen.piece(old), old)
+        return f"Branched at step {index}: {label} instead of {was}" + (
+            later + "." if dropped else "."
+        )
+
+    return branch
+
+
+def rewind_op(index: int):  # noqa: ANN201
+    """The op that forgets step ``index`` and every step after it."""
+
+    def rewind(gen: Generation) -> str:
+        if index >= len(gen.steps):
+            return ""
+        n = len(gen.steps) - index
+        gen.rewind(index)
+        return f"Dropped {n} step{'s' if n != 1 else ''}, from step {index} on."
+
+    return rewind
+
+
+def token_label(raw: bytes, token: int) -> str:
+    """A token as a bar label: its piece with visible whitespace, or ``#id`` if it has none.
+
+    >>> token_label(b"", 7)
+    '#7'
+    """
+    return "".join(text for text, _ in piece_spans(raw)) if raw else f"#{token}"
+
+
+def flow_label(raw: bytes, token: int) -> str:
+    """A token as running text: spaces as spaces, line breaks and tabs as ⏎ ⇥."""
+    parts = []
+    for text, kind in piece_spans(raw):
+        parts.append(text.replace("·", " ") if kind == "marker" else text)
+    return "".join(parts) or f"#{token}"
+
+
+def stops_field(stops) -> str:  # noqa: ANN001
+    """The stop sequences as the field shows them: ``|``-separated, ``\\n`` and ``\\t`` escaped.
+
+    >>> stops_field(("a\\n", "b"))
+    'a\\\\n|b'
+    """
+    return "|".join(x.replace("\n", "\\n").replace("\t", "\\t") for x in stops)
+
+
+def setting_notes(s: SamplingSettings, top_p_final: float | None) -> list[str]:
+    """One-line warnings about settings that make sampling degenerate. ``top_p_final``: the
+    best token's final probability in the preview shown (None if no preview is shown)."""
+    notes = []
+    if s.greedy:
+        notes.append("Temperature 0 is greedy: no draw, the top token every time.")
+    elif s.temperature >= 5 and top_p_final is not None:
+        notes.append(
+            f"Temperature {s.temperature:g} flattens the distribution: the best token "
+            f"keeps {top_p_final * 100:.{PERCENT_DECIMALS}f}%, so the draw is close to a blind pick."
+        )
+    if s.top_p == 0:
+        notes.append("top-p 0 keeps only the most likely token: sampling becomes greedy.")
+    if s.top_k == 1:
+        notes.append("top-k 1 keeps only the most likely token.")
+    if s.min_p == 1:
+        notes.append("min-p 1 keeps only the most likely token (and exact ties).")
+    return notes
+
+
+def bar_labels(rows, label, top_n: int) -> list[str]:  # noqa: ANN001
+    """Each row's token label (``label(token)``), with its rank if it ranks below ``top_n``."""
+    out = []
+    for r in rows:
+        text = label(r.token)
+        out.append(f"{text} #{r.rank + 1}" if r.rank >= top_n else text)
+    return out
+
+
+def bar_tags(rows) -> list[str | None]:  # noqa: ANN001
+    """The penalty tag of each row: ▼ penalised, ▲ boosted, or None."""
+    return ["▼ penalty" if r.penalty < 0 else ("▲ boost" if r.penalty > 0 else None) for r in rows]
+
+
+def highlight_tag(recorded: bool, forced: bool, drew: bool) -> str:
+    """What the highlighted bar is tagged: drawn / top (preview), you chose / chosen."""
+    if not recorded:
+        return "drawn" if drew else "top"
+    return "you chose" if forced else "chosen"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What chapter 5's bars show right now (read by tests)."""
+
+    index: int
+    """The step: ``len(steps)`` for the next one (a preview), less for a recorded one."""
+    recorded: bool
+    token: int
+    """The highlighted token: the one the draw picks (preview) or the one appended."""
+    forced: bool
+    table: SamplingTable
+    result: SamplingResult
+
+
+def read_fields(
+    texts: Mapping[str, str], settings: SamplingSettings, seed: int, count: int
+) -> tuple[SamplingSettings, int, int, tuple[str, ...], dict[str, str]]:
+    """Chapter 5's fields parsed: settings, seed, step count and stop sequences, each bad
+    field keeping the value given here, and the errors by field.
+
+    >>> texts = dict.fromkeys(SETTING_FIELDS, "") | {"seed": "7", "count": "x", "stops": ""}
+    >>> settings, seed, count, stops, errors = read_fields(texts, SamplingSettings(), 1, 10)
+    >>> seed, count, stops, list(errors)
+    (7, 10, (), ['count'])
+    """
+    errors: dict[str, str] = {}
+    try:
+        settings = parse_settings({f: texts[f] for f in SETTING_FIELDS})
+    except SettingError as exc:
+        errors[exc.field] = str(exc)
+    try:
+        seed = parse_seed(texts["seed"])
+    except SettingError as exc:
+        errors["seed"] = str(exc)
+    try:
+        count = parse_count(texts["count"], 256)
+    except SettingError as exc:
+        errors["count"] = str(exc)
+    return settings, seed, count, parse_stops(texts["stops"]), errors
+
+
+def running_pieces(
+    prompt,
+    steps,
+    view: int | None,
+    label,  # noqa: ANN001
+) -> tuple[list[tuple[str, str]], int]:
+    """The running text as (label, style) pieces — prompt dim, steps alternately
+    underlined, the one shown (``view``) in reverse, a bar where the next token goes — and
+    the index of the piece to keep in view."""
+    pieces: list[tuple[str, str]] = [(label(tok), "dim") for tok in prompt]
+    for rec in steps:
+        style = "underline" if rec.index % 2 else ""
+        if view is not None and rec.index == view:
+            style = "reverse bold"
+        pieces.append((label(rec.token), style))
+    if view is None:
+        pieces.append(("▏", "bold"))  # where the next token goes
+    return pieces, len(prompt) + (view if view is not None else len(steps))
+
+
+def shown_for(st: SamplingState | None, view: int | None, record_table) -> Shown | None:  # noqa: ANN001
+    """What the bars show: step ``view`` as recorded (its table from
+    ``record_table(rec)``), or the next step's preview (``view`` None); None if neither
+    exists (no state yet, or it stopped before any step)."""
+    if st is None:
+        return None
+    if view is not None:
+        rec = st.steps[view]
+        return Shown(view, True, rec.token, rec.forced, record_table(rec), rec.sampling)
+    if st.table is not None and st.result is not None:
+        return Shown(len(st.steps), False, st.table.chosen, False, st.table, st.result)
+    return None  # it stopped before any step
