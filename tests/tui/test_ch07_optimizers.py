@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ch_helpers import model_app, static_text
 
+import llm_anatomy_tui.chapters.c07_optimizers as c07
 from llm_anatomy_tui.chapters.c07_optimizers import OptimizersScreen
 from llm_anatomy_tui.core.lessons import optim_paths as op
 from llm_anatomy_tui.core.lessons.loss_slice import GRID, SPAN, compute_slice
@@ -149,20 +151,30 @@ async def test_real_slice_equals_a_direct_computation_and_weights_are_untouched(
         assert digest(model) == before
 
 
-async def test_cancel_stops_the_real_slice_with_a_message():
+async def test_cancel_stops_the_real_slice_with_a_message(monkeypatch):
     app = model_app("optimizers")
     async with app.run_test(size=(100, 40)) as pilot:
         screen = await opened(pilot, cut=True)
         first = screen.real
-        # seed 5 (not cached by another test), cancelled in the same breath: the slice
-        # takes a second or more, so it is still running when x arrives on any machine
-        await pilot.press(*"rrrrr", "x")
-        assert screen.seed == 5
+        real_slice_for = c07.slice_for
+
+        def slow_slice_for(model, seed, cache, task):  # noqa: ANN001, ANN202
+            # Hold the computation until it is cancelled (at most 30 s): on a fast machine
+            # the real slice finishes between two key presses, leaving nothing to cancel.
+            deadline = time.monotonic() + 30
+            while not task.cancelled and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return real_slice_for(model, seed, cache, task)
+
+        monkeypatch.setattr(c07, "slice_for", slow_slice_for)
+        await pilot.press("r")
+        assert screen.is_computing("slice") and screen.seed == 1
+        await pilot.press("x")
         await app.wait_until_settled(timeout=60)
         assert not screen.is_computing("slice")
         assert "Cancelled" in static_text(screen, "#o-real-status")
-        # a finished slice stays drawn (seed 1 may have come from the cache at once)
-        assert first is not None and screen.real.slice.seed in (0, 1)
+        # the finished slice stays drawn
+        assert first is not None and screen.real is first
 
 
 async def test_without_a_model_the_toy_works(make_app):
