@@ -186,6 +186,12 @@ class OptimizersScreen(ChapterScreen):
             return
         if self.settings.step_shown >= self.settings.steps:
             self.settings = self.settings.step_by(-self.settings.steps)
+        if self.app.animation_level == "none":
+            # Over SSH or in a browser the app turns animation off: one frame per step
+            # would send ~6 KB each, so show the end of the run at once instead.
+            self.settings = self.settings.step_by(self.settings.steps)
+            self.draw_toy()
+            return
         self._timer = self.set_interval(ANIMATE_SECONDS, self._tick)
         self.draw_toy()
 

@@ -209,3 +209,17 @@ def test_snapshot_120x40(snap_compare):
 def test_snapshot_no_color(snap_compare, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     assert snap_compare(model_app("optimizers"), terminal_size=(80, 24), run_before=_settled)
+
+
+async def test_play_without_animation_shows_the_end_at_once(make_app):
+    """Over SSH the app turns animation off; Space then draws the last step in one frame
+    instead of streaming one frame per step (~6 KB each)."""
+    app = make_app(chapter="optimizers")
+    app.animation_level = "none"
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await opened(pilot)
+        screen.settings = screen.settings.step_by(-screen.settings.steps)
+        await pilot.press("space")
+        assert screen.settings.step_shown == screen.settings.steps
+        await pilot.pause(0.3)  # no timer keeps stepping
+        assert screen.settings.step_shown == screen.settings.steps
