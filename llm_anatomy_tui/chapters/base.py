@@ -643,6 +643,11 @@ class ChapterScreen(Screen):
         """Redraw the header's status (the app calls it while a model opens)."""
         self._computing_changed()
 
+    def model_ready(self) -> bool:
+        """True when the model and the tokenizers are loaded, so model work can run (the
+        resource notice says why while they are not)."""
+        return self.session.model is not None and self.session.tokenizer_state.ready
+
     def goto_chapter(self, key: int | str) -> None:
         """Open another chapter by number or slug (e.g. "see chapter 8" links)."""
         cast(SessionHost, self.app).goto_chapter(key)

@@ -339,11 +339,8 @@ class EmbeddingsScreen(ChapterScreen):
 
     # -- actions -----------------------------------------------------------------------------
 
-    def _ready(self) -> bool:
-        return self.session.model is not None and self.session.tokenizer_state.ready
-
     def action_token(self, delta: int) -> None:
-        if not self._ready():
+        if not self.model_ready():
             return
         n = len(self._ids())
         self._selected = (self._selected + delta) % n
@@ -357,7 +354,7 @@ class EmbeddingsScreen(ChapterScreen):
 
     def action_token_set(self) -> None:
         self._set_index = (self._set_index + 1) % len(ev.TOKEN_SETS)
-        if self._ready():
+        if self.model_ready():
             self.ask_projection()
 
     def action_shared(self) -> None:
@@ -365,7 +362,7 @@ class EmbeddingsScreen(ChapterScreen):
         if view is None or not view.shared or view.result is None:
             return
         self._pick = (view.shared.index(view.result.token) + 1) % len(view.shared)
-        if self._ready():
+        if self.model_ready():
             self.ask_contexts()
 
     def action_lookup(self) -> None:
@@ -378,12 +375,12 @@ class EmbeddingsScreen(ChapterScreen):
         event.stop()
         if event.input.id == "e-word":
             self._word = event.value or None
-            if self._ready():
+            if self.model_ready():
                 self.ask_neighbours()
         else:
             self._sentences[0 if event.input.id == "e-sent-a" else 1] = event.value
             self._pick = None
-            if self._ready():
+            if self.model_ready():
                 self.ask_contexts()
         self.focus_body()
 

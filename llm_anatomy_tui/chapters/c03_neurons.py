@@ -190,11 +190,8 @@ class NeuronsScreen(ChapterScreen):
 
     # -- part 2 ------------------------------------------------------------------------------
 
-    def _ready(self) -> bool:
-        return self.session.model is not None and self.session.tokenizer_state.ready
-
     def session_changed(self, changes: frozenset[str]) -> None:
-        if not self._ready():
+        if not self.model_ready():
             return
         cfg = self.session.require_model().config
         self.choice = self.choice.clamp(cfg.num_hidden_layers, cfg.intermediate_size)
@@ -317,7 +314,7 @@ class NeuronsScreen(ChapterScreen):
         )
 
     def action_goto_unit(self) -> None:
-        if self._ready():
+        if self.model_ready():
             n = self.session.require_model().config.intermediate_size
             self._open_input("unit", f"hidden unit 0–{n - 1}, Enter")
 
@@ -328,7 +325,7 @@ class NeuronsScreen(ChapterScreen):
                 value = nv.parse_toy_value(event.value)
                 self.toy = self.toy.with_value(self.toy.selected, value)
                 self.draw_toy()
-            elif self._editing == "unit" and self._ready():
+            elif self._editing == "unit" and self.model_ready():
                 n = self.session.require_model().config.intermediate_size
                 text = event.value.strip()
                 if not text.isdigit() or not 0 <= int(text) < n:
@@ -354,14 +351,14 @@ class NeuronsScreen(ChapterScreen):
             super().action_leave_prompt()
 
     def action_layer(self, delta: int) -> None:
-        if self._ready():
+        if self.model_ready():
             cfg = self.session.require_model().config
             self.choice = self.choice.move(delta, 0, cfg.num_hidden_layers, cfg.intermediate_size)
             self.draw_unit()
             self.ask_scan()
 
     def action_unit(self, delta: int) -> None:
-        if self._ready():
+        if self.model_ready():
             cfg = self.session.require_model().config
             self.choice = self.choice.move(0, delta, cfg.num_hidden_layers, cfg.intermediate_size)
             self.draw_unit()

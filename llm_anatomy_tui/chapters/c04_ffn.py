@@ -173,11 +173,8 @@ class FFNScreen(ChapterScreen):
 
     # -- part 2 ------------------------------------------------------------------------------
 
-    def _ready(self) -> bool:
-        return self.session.model is not None and self.session.tokenizer_state.ready
-
     def session_changed(self, changes: frozenset[str]) -> None:
-        if not self._ready():
+        if not self.model_ready():
             return
         self.real_layer = min(
             self.real_layer, self.session.require_model().config.num_hidden_layers - 1
@@ -192,7 +189,7 @@ class FFNScreen(ChapterScreen):
         self.ask_update()
 
     def ask_update(self) -> None:
-        if self._trace is None or not self._ready():
+        if self._trace is None or not self.model_ready():
             return
         n = len(self._trace.tokens)
         pos = n - 1 if self.real_position < 0 else min(self.real_position, n - 1)
@@ -325,7 +322,7 @@ class FFNScreen(ChapterScreen):
         self.ask_update()
 
     def action_layer(self, delta: int) -> None:
-        if self._ready():
+        if self.model_ready():
             self.real_layer = (
                 self.real_layer + delta
             ) % self.session.require_model().config.num_hidden_layers

@@ -222,7 +222,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         if changes & {PROMPT, MODEL}:
             self._view = None
             self._record_tables.clear()
-        if not self._ready():
+        if not self.model_ready():
             self.state = self.shown = None
             self.draw_state(None)
             return
@@ -271,7 +271,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
             self.state = state
             if self._view is not None and self._view >= len(state.steps):
                 self._view = None
-        if not self._ready():
+        if not self.model_ready():
             self._put(self._status, self._waiting_text())
             self._clear_bars()
             self._show_message()
@@ -359,7 +359,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         """Prompt (dim) and generated tokens, steps alternately underlined, the one shown
         in reverse; windowed to the lines that fit around it."""
         st = self.state
-        if st is None or not self._ready():
+        if st is None or not self.model_ready():
             self._text_key = None
             self._put(self._text, "")
             return
@@ -386,7 +386,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         top = None
         if shown is not None and not shown.recorded and self.session.sampling.temperature >= 5:
             top = max((r.p_final or 0.0) for r in shown.table.rows)
-        st = self.state if self._ready() else None
+        st = self.state if self.model_ready() else None
         lines = message_lines(list(self._errors.values()), st,
                               setting_notes(self.session.sampling, top))  # fmt: skip
         msg = self._message
@@ -423,7 +423,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
         s.set_stop_sequences(stops)
         if settings.temperature > 0:
             self._last_temperature = settings.temperature
-        if changed and self._ready():
+        if changed and self.model_ready():
             self._view = None  # settings act on the next step: show it
             self._ask(None)
         else:
@@ -470,7 +470,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
             inp.remove_class("-bad")
         self._fill_fields()
         self._view = None
-        if self._ready():
+        if self.model_ready():
             self._ask(None)
 
     def action_edit(self) -> None:
@@ -519,7 +519,7 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
 
     def _branch_at(self, row: int) -> None:
         shown = self.shown
-        if shown is None or not 0 <= row < len(shown.table.rows) or not self._ready():
+        if shown is None or not 0 <= row < len(shown.table.rows) or not self.model_ready():
             return
         token = shown.table.rows[row].token
         self._act(branch_op(shown.index, token, self._label(token)))

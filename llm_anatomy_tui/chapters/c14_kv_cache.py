@@ -205,7 +205,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             self._drift = None
         if changes & {PROMPT, MODEL}:
             self._measure_error = ""
-        if not self._ready():
+        if not self.model_ready():
             self.state = None
             self.draw_state(None)
             return
@@ -272,7 +272,7 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
             self.state = state
             kept = set(state.steps)  # a rewind or a new prompt drops what it measured
             self._comparisons = {r: c for r, c in self._comparisons.items() if r in kept}
-        if not self._ready():
+        if not self.model_ready():
             self._put(self._status, self._waiting_text())
             return
         kv = self.state

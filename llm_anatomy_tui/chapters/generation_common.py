@@ -53,7 +53,7 @@ def step_once(gen: Generation) -> str | None:
 class GenerationChapterMixin(_MixinBase):
     """Plumbing shared by chapter screens that run the model on the shared generation.
 
-    - :meth:`_ready` / :meth:`_model_or_say` / :meth:`_waiting_text`: whether the model
+    - :meth:`model_ready` (the base's) / :meth:`_model_or_say` / :meth:`_waiting_text`: whether the model
       can run, and what to say while it cannot;
     - :meth:`_put`: repaint a ``Static`` only when its text changed, and without a layout
       pass when its height cannot have changed (a step repaints several of them, and a
@@ -73,14 +73,9 @@ class GenerationChapterMixin(_MixinBase):
 
     # -- the model -------------------------------------------------------------------------
 
-    def _ready(self) -> bool:
-        """True when the model and the tokenizers are loaded (ops can run)."""
-        s = self.session
-        return s.model is not None and s.tokenizer_state.ready
-
     def _model_or_say(self) -> bool:
-        """:meth:`_ready`, and if not, a short notification of why a key did nothing."""
-        if self._ready():
+        """:meth:`model_ready`, and if not, a short notification of why a key did nothing."""
+        if self.model_ready():
             return True
         self.notify(self.session.model_state.message or "The model is not loaded yet.",
                     severity="warning", timeout=3)  # fmt: skip
