@@ -14,7 +14,9 @@ import html
 import re
 from pathlib import Path
 
-SNAPSHOT_DIR = Path(__file__).parent / "__snapshots__" / "text"
+# Not under ``__snapshots__``: syrupy counts every file there as one of its own and fails
+# the run on one it did not write ("1 snapshot unused").
+SNAPSHOT_DIR = Path(__file__).parent / "text_snapshots"
 NUMBER = re.compile(r"[-−]?\d[\d,]*\.\d+(e[-+]?\d+)?")
 
 
@@ -37,13 +39,14 @@ def masked(rows: list[str]) -> str:
 
 
 def assert_text_snapshot(svg: str, name: str, update: bool) -> None:
-    """Compare the masked screen text with ``__snapshots__/text/<name>.txt`` (write it
-    when ``update``, as ``--snapshot-update`` does for SVG snapshots)."""
+    """Compare the masked screen text with ``text_snapshots/<name>.txt`` (write it when
+    ``update``, as ``--snapshot-update`` does for SVG snapshots). A missing file fails."""
     path = SNAPSHOT_DIR / f"{name}.txt"
     text = masked(screen_rows(svg)) + "\n"
-    if update or not path.exists():
+    if update:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return
+    assert path.exists(), f"no text snapshot {path.name}: run pytest --snapshot-update"
     expected = path.read_text(encoding="utf-8")
     assert text == expected, f"screen text differs from {path.name}:\n{text}"
