@@ -26,8 +26,11 @@ def status_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def measure(settle: float = 3.0) -> dict[str, float]:
-    """MB after start-up, after each chapter, and the peak; keys are chapter slugs."""
+def measure(settle: float = 3.0, peaks: dict[str, float] | None = None) -> dict[str, float]:
+    """MB after start-up, after each chapter, and the peak; keys are chapter slugs.
+
+    ``peaks``, when given, receives the peak so far after each chapter (which chapter
+    raised it, and by how much, is where to look for a transient)."""
     term = Terminal([*command()])
     out: dict[str, float] = {}
     try:
@@ -40,6 +43,8 @@ def measure(settle: float = 3.0) -> dict[str, float]:
             term.write(str(chapter.number).encode())
             term.drain(settle)
             out[chapter.slug] = status_kb(term.pid, "VmRSS") / 1024
+            if peaks is not None:
+                peaks[chapter.slug] = status_kb(term.pid, "VmHWM") / 1024
         out["peak"] = status_kb(term.pid, "VmHWM") / 1024
     finally:
         term.close()
@@ -50,10 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settle", type=float, default=3.0)
     args = parser.parse_args()
-    result = measure(args.settle)
-    print("resident memory (MB) after opening each chapter, in order")
+    peaks: dict[str, float] = {}
+    result = measure(args.settle, peaks)
+    print("resident memory (MB) after opening each chapter, in order: now / peak so far")
     for name, mb in result.items():
-        print(f"  {name:<16} {mb:7.1f}")
+        peak = f"{peaks[name]:7.1f}" if name in peaks else ""
+        print(f"  {name:<16} {mb:7.1f} {peak}")
 
 
 if __name__ == "__main__":

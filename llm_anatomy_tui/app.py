@@ -35,6 +35,7 @@ from .chapters.base import (
 from .chapters.glossary import GlossaryCommands, GlossaryScreen
 from .chapters.navigation import ChapterCommands, ContentsScreen, HelpScreen, help_rows
 from .chapters.open_model import ModelCommands, OpenModelScreen
+from .core.allocator import return_freed_memory_to_the_system
 from .core.recent_models import RecentModels
 from .core.session import DEFAULT_PROMPT, ResourceState, Session, Status
 from .terminal import install as install_paste_parser
@@ -435,6 +436,7 @@ def run_app(
 ) -> int:
     """Run the app until the person quits; returns the exit status. ``model``: a model
     directory or .gguf file to open instead of ``$LLM_ANATOMY_MODEL`` / the default."""
+    return_freed_memory_to_the_system()  # before any array: see core/allocator.py
     session = Session(DEFAULT_PROMPT, model_dir=model) if model is not None else None
     app = LLMAnatomyApp(chapter=chapter, prompt=prompt, session=session)
     app.run()

@@ -591,7 +591,7 @@ def _run_lab(lab: QuantLab, scheme, ids, settings, seed, task) -> LabEvent | Non
             return None
         final = event
         now = time.monotonic()
-        progress = event.stage in ("quantize", "reference", "compare")
+        progress = event.stage in ("quantize", "compare")
         if progress and now - last < PROGRESS_INTERVAL:
             continue
         last = now

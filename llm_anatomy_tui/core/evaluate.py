@@ -140,6 +140,19 @@ class ModelComparison:
         return float(np.exp(self.nll_candidate))
 
 
+CHUNK_NUMBERS = 2**19
+"""Numbers per float64 temporary while comparing (4 MB)."""
+
+
+def rows_per_chunk(vocab_size: int) -> int:
+    """Rows of logits compared at a time so one float64 temporary stays near 4 MB.
+
+    >>> rows_per_chunk(8193), rows_per_chunk(49152), rows_per_chunk(10**7)
+    (63, 10, 1)
+    """
+    return max(1, CHUNK_NUMBERS // max(1, vocab_size))
+
+
 class ComparisonAccumulator:
     """Adds up comparisons window by window, so a caller may cache the reference logits."""
 
@@ -150,14 +163,26 @@ class ComparisonAccumulator:
         self._nll_ref = self._nll_cand = 0.0
 
     def add(self, ref_logits: np.ndarray, logits: np.ndarray, targets: np.ndarray) -> None:
-        """Logits [T, V] predicting ``targets`` [T] (the tokens that actually came next)."""
-        kl = kl_divergence(ref_logits, logits)
-        self.count += kl.size
-        self._kl_sum += float(kl.sum())
-        self._kl_max = max(self._kl_max, float(kl.max(initial=0.0)))
-        self._agree += int(np.sum(np.argmax(ref_logits, -1) == np.argmax(logits, -1)))
-        self._nll_ref += float(token_nll(ref_logits, targets).sum())
-        self._nll_cand += float(token_nll(logits, targets).sum())
+        """Logits [T, V] predicting ``targets`` [T] (the tokens that actually came next).
+
+        Rows are compared a few at a time (:func:`rows_per_chunk`), so the float64
+        log-probabilities never exist for a whole window at once (a 255-token window of an
+        8,193-token vocabulary would be 17 MB per temporary, six of them).
+        """
+        targets = np.asarray(targets)
+        step = rows_per_chunk(ref_logits.shape[-1])
+        for start in range(0, len(targets), step):
+            rows = slice(start, start + step)
+            ref_rows, rows_got = ref_logits[rows], logits[rows]  # [t, V]
+            ref, got = log_softmax(ref_rows), log_softmax(rows_got)  # [t, V] float64
+            kl = np.maximum(np.sum(np.exp(ref) * (ref - got), axis=-1), 0.0)  # [t]
+            picked = targets[rows][:, None]
+            self.count += kl.size
+            self._kl_sum += float(kl.sum())
+            self._kl_max = max(self._kl_max, float(kl.max(initial=0.0)))
+            self._agree += int(np.sum(np.argmax(ref_rows, -1) == np.argmax(rows_got, -1)))
+            self._nll_ref -= float(np.take_along_axis(ref, picked, axis=-1).sum())
+            self._nll_cand -= float(np.take_along_axis(got, picked, axis=-1).sum())
 
     def result(self) -> ModelComparison:
         if not self.count:

@@ -5,11 +5,12 @@ step a generator a worker can abandon. (The view of one matrix is
 :class:`QuantLab` owns an FP32 model and the held-out tokens. Its
 :meth:`QuantLab.run` generator does, for one scheme: quantize every matrix (progress per
 tensor), generate a continuation of the prompt with FP32 and with the quantized model
-under the same seed and sampler, compute the FP32 reference logits on the held-out text
-(once per model, kept), and compare the quantized model with them window by window (KL,
-top-1 agreement, perplexity). Everything is cached: quantized models (the last few),
-comparisons per scheme, generated texts per (scheme, prompt, sampler, seed), so asking
-again for a scheme already seen finishes at once.
+under the same seed and sampler, and compare the quantized model with FP32 on the
+held-out text window by window (KL, top-1 agreement, perplexity). Results are cached:
+quantized models (the last few), comparisons per scheme, generated texts per (scheme,
+prompt, sampler, seed), so asking again for a scheme already seen finishes at once. The
+FP32 logits of the held-out windows are kept only for a large model (see
+:attr:`QuantLab.keep_reference`).
 
 >>> from .config import LlamaConfig
 >>> from .model import init_random
@@ -47,13 +48,15 @@ EVAL_TOKENS = 2048
 default as ``benchmarks/bench_quant.py``, so its table and the screen agree)."""
 
 REFERENCE_BYTES = 128 * 2**20
-"""The FP32 reference logits (held-out tokens × vocabulary, float32) are kept to compare
-every scheme against; a large vocabulary compares on fewer tokens so they stay within this
-(SmolLM2's 49,152 tokens: 682 of the 2,048; anatomy-mini's 8,193: all of them)."""
+"""Bound on the FP32 reference logits (held-out tokens × vocabulary, float32): a large
+vocabulary compares on fewer tokens so they stay within this (SmolLM2's 49,152 tokens: 682
+of the 2,048; anatomy-mini's 8,193: all of them). It bounds the work of a comparison, and
+the memory of the reference when a large model keeps it."""
 
 LARGE_MODEL_BYTES = 256 * 2**20
-"""A model whose FP32 weights exceed this keeps one quantized copy, not two: each copy is
-another full FP32 model in memory (538 MB for SmolLM2-135M)."""
+"""A model whose FP32 weights exceed this keeps one quantized copy, not two (each copy is
+another full FP32 model in memory: 538 MB for SmolLM2-135M), and keeps its FP32 reference
+logits between schemes (its forward pass over the held-out text takes seconds)."""
 
 
 def reference_budget(vocab_size: int) -> int:
@@ -104,7 +107,7 @@ class LabEvent:
     """One step of :meth:`QuantLab.run`.
 
     ``stage``: "quantize" (``done``/``total`` tensors), "quantized" (``quantized`` set),
-    "generated" (``texts`` set), "reference" (FP32 logits, windows), "compare" (windows),
+    "generated" (``texts`` set), "compare" (windows: FP32 and the quantized model on each),
     "done" (``comparison`` set). Later events repeat what earlier ones set.
     """
 
@@ -132,6 +135,10 @@ class QuantLab:
     eval_tokens: np.ndarray | None
     encoding: object | None = None
     keep_models: int = 2
+    keep_reference: bool | None = None
+    """Keep the FP32 logits of the held-out windows between schemes. None: only for a
+    large model. anatomy-mini's forward over all 2,048 tokens takes tens of milliseconds,
+    cheaper than holding its 67 MB of logits; SmolLM2's takes seconds."""
     windows: list[np.ndarray] = field(init=False)
     _reference: list[np.ndarray] = field(init=False, default_factory=list)
     _ref_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -140,8 +147,11 @@ class QuantLab:
     _texts: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model.config.parameter_count() * 4 > LARGE_MODEL_BYTES:
+        large = self.model.config.parameter_count() * 4 > LARGE_MODEL_BYTES
+        if large:
             self.keep_models = 1
+        if self.keep_reference is None:
+            self.keep_reference = large
         if self.eval_tokens is None:
             self.windows = []
             return
@@ -174,8 +184,9 @@ class QuantLab:
         return bool(self.windows)
 
     @property
-    def reference_ready(self) -> bool:
-        return len(self._reference) == len(self.windows)
+    def reference_kept(self) -> int:
+        """Windows whose FP32 logits are held (0 unless :attr:`keep_reference`)."""
+        return len(self._reference)
 
     def comparison(self, scheme: QuantScheme | str) -> ModelComparison | None:
         """The cached comparison of ``scheme`` with FP32, if computed."""
@@ -256,25 +267,25 @@ class QuantLab:
         cmp = self._comparisons.get(e)
         if cmp is None and self.windows:
             total = len(self.windows)
-            for i in range(total):
-                if i >= len(self._reference):
-                    self._reference_window(i)
-                    yield LabEvent("reference", i + 1, total, qm, texts)
             acc = ComparisonAccumulator()
             for i, w in enumerate(self.windows):
-                acc.add(self._reference[i], forward(qm.model, w[:-1]), w[1:])
+                acc.add(self._reference_logits(i), forward(qm.model, w[:-1]), w[1:])
                 if i + 1 < total:
                     yield LabEvent("compare", i + 1, total, qm, texts)
             cmp = acc.result()
             self._comparisons[e] = cmp
         yield LabEvent("done", len(self.windows), len(self.windows), qm, texts, cmp)
 
-    def _reference_window(self, i: int) -> None:
-        """Compute (once) the FP32 logits of window ``i``; windows are added in order."""
+    def _reference_logits(self, i: int) -> np.ndarray:
+        """FP32 logits of window ``i`` [T-1, V]: computed now, or once and kept (windows
+        are kept in order, so an abandoned run leaves a prefix for the next)."""
+        if not self.keep_reference:
+            return forward(self.model, self.windows[i][:-1])
         with self._ref_lock:
             while len(self._reference) <= i:
                 w = self.windows[len(self._reference)]
                 self._reference.append(forward(self.model, w[:-1]))  # [T-1, V]
+            return self._reference[i]
 
     def _remember(self, scheme: QuantScheme, qm: QuantizedModel) -> None:
         self._quantized[scheme] = qm

@@ -202,7 +202,6 @@ STAGE_WORDS = {
     "quantize": "quantizing tensor {done} of {total}",
     "quantized": "generating text",
     "generated": "comparing on held-out text",
-    "reference": "FP32 reference, window {done} of {total}",
     "compare": "comparing window {done} of {total}",
 }
 

@@ -137,3 +137,25 @@ def test_eval_tokens_separates_stories_with_endoftext():
     assert (tokens == 8192).sum() == 50 and tokens[-1] == 8192
     assert tokens.max() <= 8192 and tokens.min() >= 0
     assert eval_tokens(max_tokens=100).tolist() == tokens[:100].tolist()
+
+
+@pytest.mark.parametrize("chunk_numbers", [1, 3 * 300, 2**19])
+def test_the_accumulator_in_chunks_equals_the_whole_window_formulas(monkeypatch, chunk_numbers):
+    """Rows compared a few at a time (to bound float64 temporaries) give the same figures
+    as the whole-window functions: 1 row, 3 rows, and every row in one chunk."""
+    rng = np.random.default_rng(11)
+    ref = rng.normal(0, 3, (40, 300)).astype(np.float32)
+    got = (ref + rng.normal(0, 0.5, ref.shape)).astype(np.float32)
+    got[7] = ref[7]  # one identical row: KL exactly 0 there
+    targets = rng.integers(0, 300, 40)
+    monkeypatch.setattr(evaluate, "CHUNK_NUMBERS", chunk_numbers)
+    acc = ComparisonAccumulator()
+    acc.add(ref, got, targets)
+    r = acc.result()
+    kl = kl_divergence(ref, got)
+    assert r.n_predictions == 40
+    assert r.kl_mean == pytest.approx(kl.mean(), rel=1e-12)
+    assert r.kl_max == pytest.approx(kl.max(), rel=1e-12)
+    assert r.top1_agreement == top1_agreement(ref, got)
+    assert r.nll_reference == pytest.approx(token_nll(ref, targets).mean(), rel=1e-12)
+    assert r.nll_candidate == pytest.approx(token_nll(got, targets).mean(), rel=1e-12)

@@ -64,7 +64,7 @@ def test_run_reports_each_stage_and_matches_the_core(tiny_model, held_out, encod
     assert [e.done for e in events[:n_tensors]] == list(range(1, n_tensors + 1))
     windows = len(lab.windows)
     assert stages[n_tensors:] == (
-        ["quantized", "generated"] + ["reference"] * windows + ["compare"] * (windows - 1)
+        ["quantized", "generated"] + ["compare"] * (windows - 1)
         + ["done"]
     )  # fmt: skip
     last = events[-1]
@@ -104,19 +104,39 @@ def test_second_run_is_served_from_the_caches(tiny_model, held_out, encoding):
     assert third[-1].texts.reference.tokens != first[-1].texts.reference.tokens
 
 
-def test_abandoned_run_keeps_its_reference_and_gives_the_same_answer(tiny_model, held_out):
+def test_a_small_model_recomputes_its_reference_and_holds_no_logits(tiny_model, held_out):
     lab = QuantLab(tiny_model, held_out)
+    assert lab.keep_reference is False
     scheme = QuantScheme("int3", "per-block")
     for event in lab.run(scheme, None):
-        if event.stage == "reference" and event.done == 2:
+        if event.stage == "compare" and event.done == 2:
             break  # a cancelled worker stops here
-    assert not lab.reference_ready and lab.comparison(scheme) is None
-    events = list(lab.run(scheme, None))
-    assert [e.done for e in events if e.stage == "reference"] == list(
-        range(3, len(lab.windows) + 1)
-    )
+    assert lab.comparison(scheme) is None
+    last = list(lab.run(scheme, None))[-1]
+    assert lab.reference_kept == 0
     qm = quantize_model(tiny_model, scheme)
-    assert events[-1].comparison == compare_models(tiny_model, qm.model, held_out)
+    assert last.comparison == compare_models(tiny_model, qm.model, held_out)
+
+
+def test_a_kept_reference_survives_an_abandoned_run_and_gives_the_same_answer(
+    tiny_model, held_out
+):
+    lab = QuantLab(tiny_model, held_out, keep_reference=True)
+    scheme = QuantScheme("int3", "per-block")
+    for event in lab.run(scheme, None):
+        if event.stage == "compare" and event.done == 2:
+            break
+    assert lab.reference_kept == 2 and lab.comparison(scheme) is None
+    kept = list(lab._reference)
+    last = list(lab.run(scheme, None))[-1]
+    assert lab.reference_kept == len(lab.windows)
+    assert all(a is b for a, b in zip(kept, lab._reference[:2], strict=True))  # not redone
+    qm = quantize_model(tiny_model, scheme)
+    assert last.comparison == compare_models(tiny_model, qm.model, held_out)
+    # a second scheme compares against the kept logits and agrees with a fresh comparison
+    other = list(lab.run("Q8_0", None))[-1]
+    q8 = quantize_model(tiny_model, "Q8_0")
+    assert other.comparison == compare_models(tiny_model, q8.model, held_out)
 
 
 def test_fp32_against_itself_is_exact(tiny_model, held_out, encoding):
