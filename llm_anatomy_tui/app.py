@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from functools import partial
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.timer import Timer
 from textual.worker import WorkerCancelled, WorkerFailed
@@ -94,6 +94,9 @@ class LLMAnatomyApp(App[None]):
             # Smooth scrolling repaints the whole body every frame of the animation:
             # PageDown cost 120-650 KB over SSH instead of one diff of ~25 KB.
             self.animation_level = "none"
+        self.steady_cursors = remote_session(os.environ)
+        """Text cursors do not blink: over a network each blink resends the field's line
+        (~0.9 KB twice a second, for as long as the field has focus)."""
         self.session = session if session is not None else Session(DEFAULT_PROMPT)
         if prompt is not None:
             self.session.set_prompt(prompt)
@@ -113,6 +116,10 @@ class LLMAnatomyApp(App[None]):
         """The one-line reason the last "Open model…" failed ("" after a success)."""
 
     # -- start-up ------------------------------------------------------------------------------
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if self.steady_cursors and hasattr(event.widget, "cursor_blink"):
+            event.widget.cursor_blink = False  # type: ignore[attr-defined]
 
     def on_mount(self) -> None:
         for chapter in CHAPTERS:

@@ -321,9 +321,11 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         """The newest step both ways, the recent steps in a table and the totals, and the
         plots of every step measured."""
         comps = [self._comparisons[rec] for rec in kv.steps if rec in self._comparisons]
-        missing = 0 if self._measure_error else kv.n_steps - len(comps)
+        pending = [] if self._measure_error else [
+            (rec.index, rec.position) for rec in kv.steps if rec not in self._comparisons
+        ]  # fmt: skip
         self.shown.comparisons = comps
-        self._put(self._compare, compare_text(comps, self.use_cache, missing))
+        self._put(self._compare, compare_text(comps, self.use_cache, pending))
         if not comps:
             self._plot_macs.display = self._plot_time.display = False
             return

@@ -84,6 +84,8 @@ class CachePicture(Widget):
         self._layers = 0
 
     def set_data(self, snap: CacheSnapshot, n_prompt: int) -> None:
+        if self._data is not None and self._data[0] is snap and self._data[1] == n_prompt:
+            return  # the same picture: a repaint would resend every cell (~10 KB over SSH)
         relayout = snap.norms.shape[0] != self._layers
         self._layers = snap.norms.shape[0]
         self._data = (snap, n_prompt)

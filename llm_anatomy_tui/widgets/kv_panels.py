@@ -136,14 +136,84 @@ def arrays_text(kv: KVState, rows: Sequence[tuple[str, str, str, int, str]]) -> 
     return out
 
 
-def compare_text(comps: Sequence[CacheComparison], on: bool, missing: int) -> Text:
+def compare_text(
+    comps: Sequence[CacheComparison], on: bool, pending: Sequence[tuple[int, int]] = ()
+) -> Text:
     """The newest step both ways, the recent steps in a table and the totals; with the
     cache off (``on`` False), the table lists the work without it (the cached figures only
-    as what the cache would have saved). ``missing``: steps still to be measured."""
+    as what the cache would have saved). ``pending``: (step, position) of the steps still
+    to be measured, drawn as rows waiting for their numbers, so the table has its final
+    height from the start (a panel that grows row by row moves everything below it, and
+    each move resends the whole screen over SSH)."""
     out = Text(no_wrap=True, overflow="ellipsis")
-    if not comps:
+    if not comps and not pending:
         out.append("Take a step (s) to measure one both ways.", style="italic")
         return out
+    if comps:
+        last = comps[-1]
+        out.append(f"Step {last.index}", style="bold")
+        if last.prefill:
+            out.append(f": the prefill — both ways run all {last.cached_fed} prompt tokens.\n")
+        elif on:
+            out.append(f": with the cache {last.cached_fed} token fed, without it all "
+                       f"{last.uncached_fed}.\n")  # fmt: skip
+        else:
+            out.append(f": without a cache all {last.uncached_fed} tokens fed (with it, "
+                       f"{last.cached_fed}).\n")  # fmt: skip
+        same = "same top token" if last.top1_same else "DIFFERENT top token"
+        out.append(f"Logits with vs without: max |Δ| {diff_text(last.max_abs_diff)}, {same}.\n")
+    else:
+        out.append("Measuring the newest step both ways…\n\n", style="italic")
+    if on:
+        header = ("step", "T", "fed", "M MACs cached", "no cache", "ms cached", "no cache",
+                  "max |Δ|")  # fmt: skip
+    else:
+        header = ("step", "T", "fed", "M MACs no cache", "ms no cache", "max |Δ| vs cache")
+    rows = {}
+    for index, position in pending:
+        rows[index] = (str(index), str(position), "…") + ("",) * (len(header) - 3)
+    for c in comps:
+        if on:
+            rows[c.index] = (str(c.index), str(c.position), f"{c.cached_fed}/{c.uncached_fed}",
+                             _m(c.cached_macs), _m(c.uncached_macs), _ms(c.cached_seconds),
+                             _ms(c.uncached_seconds), diff_text(c.max_abs_diff))  # fmt: skip
+        else:
+            rows[c.index] = (str(c.index), str(c.position), str(c.uncached_fed),
+                             _m(c.uncached_macs), _ms(c.uncached_seconds),
+                             diff_text(c.max_abs_diff))  # fmt: skip
+    steps = sorted(rows)
+    head, *body = right_aligned(header, [rows[i] for i in steps[-TABLE_ROWS:]])
+    out.append(head + "\n", style="bold")
+    for r in body:
+        out.append(r + "\n")
+    if len(steps) > TABLE_ROWS:
+        out.append(f"(the last {TABLE_ROWS} of {len(steps)} steps; the plots show all)\n",
+                   style="dim")  # fmt: skip
+    decode = [c for c in comps if not c.prefill]
+    n_decode = sum(1 for c in comps if not c.prefill) + sum(1 for i, _ in pending if i > 0)
+    if decode:
+        cm = sum(c.cached_macs for c in decode)
+        um = sum(c.uncached_macs for c in decode)
+        ct = sum(c.cached_seconds for c in decode)
+        ut = sum(c.uncached_seconds for c in decode)
+        n = f"{len(decode)} decode step{'s' if len(decode) != 1 else ''}"
+        if on:
+            out.append(f"{n}: {_m(cm)} M multiply-adds with the cache, {_m(um)} M without "
+                       f"({um / cm:.1f}×);\nmeasured {_ms(ct)} ms with the cache, "
+                       f"{_ms(ut)} ms without.", style="bold")  # fmt: skip
+        else:
+            out.append(f"{n} without a cache: {_m(um)} M multiply-adds, {_ms(ut)} ms;\n"
+                       f"the cache would have needed {_m(cm)} M ({um / cm:.1f}× fewer).",
+                       style="bold")  # fmt: skip
+    elif n_decode:
+        out.append("Totals over the decode steps once they are measured.\n", style="italic")
+    if pending:
+        n = len(pending)
+        out.append(f"\nmeasuring {n} more step{'s' if n != 1 else ''} both ways…",
+                   style="italic")  # fmt: skip
+    else:
+        out.append("\nevery step measured both ways", style="dim")
+    return out
     last = comps[-1]
     out.append(f"Step {last.index}", style="bold")
     if last.prefill:

@@ -40,3 +40,31 @@ async def test_no_scroll_animation_over_ssh(monkeypatch) -> None:
     assert app.animation_level == "none"
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")  # an explicit choice wins
     assert LLMAnatomyApp(session=make_session(), load_resources=False).animation_level == "full"
+
+
+@pytest.mark.parametrize("remote", [True, False], ids=["over-ssh", "local"])
+async def test_text_cursors_hold_still_over_ssh(monkeypatch, remote) -> None:
+    """A blinking cursor resends its field's line twice a second (~1.7 KB/s over SSH for
+    as long as the field has focus). Over SSH the prompt bar and every input hold still;
+    locally they blink as usual."""
+    from textual.widgets import Input, TextArea
+    from tui_helpers import make_session
+
+    from llm_anatomy_tui.app import LLMAnatomyApp
+
+    for name in ("TEXTUAL_ANIMATIONS", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY",
+                 "TEXTUAL_DRIVER"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    if remote:
+        monkeypatch.setenv("SSH_TTY", "/dev/pts/3")
+    app = LLMAnatomyApp(chapter="embeddings", session=make_session(), load_resources=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash")  # the prompt bar (a TextArea)
+        await pilot.pause()
+        assert isinstance(app.focused, TextArea)
+        assert app.focused.cursor_blink is (not remote)
+        await pilot.press("escape", "b")  # sentence B (an Input)
+        await pilot.pause()
+        assert isinstance(app.focused, Input)
+        assert app.focused.cursor_blink is (not remote)
