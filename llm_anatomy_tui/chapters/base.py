@@ -98,8 +98,8 @@ The contract
   every screen receives a ``"generation"`` change. An op may raise
   :class:`~llm_anatomy_tui.core.session.NotReady` or ``ValueError`` with a one-line
   message (e.g. "Generation has stopped: …"): it reaches ``on_error``.
-  ``session.context_notice`` says why the model reads something other than the typed
-  prompt. Sampler settings and seed live in the session (``session.sampling`` /
+  ``self.generation_notice`` (inside an op) and :meth:`context_ids` say why the model
+  reads something other than the typed prompt. Sampler settings and seed live in the session (``session.sampling`` /
   ``set_sampling``, ``session.seed`` / ``set_seed``, ``session.stop_sequences`` /
   ``set_stop_sequences``); setting them never blocks, they apply from the next step on,
   and other screens get a ``"generation"`` change.
@@ -126,6 +126,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TextArea
 
 from ..core.session import NotReady, ResourceState, Session, Status
+from ..views.context import context_notice
 from ..widgets.prompt_bar import PromptBar
 from ..widgets.too_small import TooSmallNotice
 
@@ -647,6 +648,18 @@ class ChapterScreen(Screen):
         """True when the model and the tokenizers are loaded, so model work can run (the
         resource notice says why while they are not)."""
         return self.session.model is not None and self.session.tokenizer_state.ready
+
+    def context_ids(self, encoding, window: int) -> tuple[list[int], str]:  # noqa: ANN001
+        """The token IDs the model reads for the prompt, and what to say when they are not
+        the typed prompt's ("" otherwise). Safe to call from a worker."""
+        ids, fit = self.session.context_ids(encoding, window)
+        return ids, context_notice(fit)
+
+    @property
+    def generation_notice(self) -> str:
+        """What to say when the shared generation's prompt is not the typed one ("" when
+        it is). Read it inside a generation op, after ``gen`` exists."""
+        return context_notice(self.session.context_fit)
 
     def goto_chapter(self, key: int | str) -> None:
         """Open another chapter by number or slug (e.g. "see chapter 8" links)."""

@@ -131,7 +131,7 @@ class EmbeddingsScreen(ChapterScreen):
         model = self.session.require_model()
         key = (self.session.prompt_revision, id(model))
         if self._ctx_cache is None or self._ctx_cache[0] != key:  # encode once per prompt
-            ctx = self.session.context_ids(
+            ctx = self.context_ids(
                 self.session.encoding("model"), model.config.max_position_embeddings
             )
             self._ctx_cache = (key, ctx)

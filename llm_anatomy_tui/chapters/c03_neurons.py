@@ -203,7 +203,7 @@ class NeuronsScreen(ChapterScreen):
 
     def ask_trace(self) -> None:
         model, enc = self.session.require_model(), self.session.encoding("model")
-        ids, self.notice = self.session.context_ids(enc, model.config.max_position_embeddings)
+        ids, self.notice = self.context_ids(enc, model.config.max_position_embeddings)
         self.compute("trace", prompt_trace, model, ids, then=self._got_trace)
 
     def _got_trace(self, trace: Trace) -> None:

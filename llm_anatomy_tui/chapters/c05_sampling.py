@@ -245,11 +245,10 @@ class SamplingScreen(GenerationChapterMixin, ChapterScreen):
     def _ask(self, action: Action | None) -> None:
         """Run ``action`` (None: nothing, a preview) on the shared generation and draw the
         state it leaves. Previews are keyed: a newer one replaces a queued one."""
-        session = self.session
 
         def op(gen: Generation) -> SamplingState:
             info = action(gen) if action is not None else ""
-            return sampling_state(gen, TOP_N, info=info, notice=session.context_notice)
+            return sampling_state(gen, TOP_N, info=info, notice=self.generation_notice)
 
         key = PREVIEW_KEY if action is None else None
         self.compute_generation("state", op, then=self.draw_state, on_error=self._op_failed,

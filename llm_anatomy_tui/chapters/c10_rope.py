@@ -124,9 +124,9 @@ class RopeScreen(ChapterScreen):
             return
         gen = s.current_generation
         if gen is not None:
-            tokens, notice = tuple(gen.tokens), s.context_notice
+            tokens, notice = tuple(gen.tokens), self.generation_notice
         else:
-            ids, notice = s.context_ids(enc, s.model.config.max_position_embeddings)
+            ids, notice = self.context_ids(enc, s.model.config.max_position_embeddings)
             tokens = tuple(ids)
         if notice != self._notice_text:
             self._notice_text = notice

@@ -145,9 +145,10 @@ class BlockScreen(ChapterScreen):
             return
         gen = s.current_generation
         if gen is not None:
-            tokens, n_prompt, notice = tuple(gen.tokens), len(gen.prompt), s.context_notice
+            tokens, n_prompt = tuple(gen.tokens), len(gen.prompt)
+            notice = self.generation_notice
         else:
-            ids, notice = s.context_ids(enc, s.model.config.max_position_embeddings)
+            ids, notice = self.context_ids(enc, s.model.config.max_position_embeddings)
             tokens, n_prompt = tuple(ids), len(ids)
         message = notice or ""
         if message != self._notice_text:

@@ -227,13 +227,12 @@ class KVCacheScreen(GenerationChapterMixin, ChapterScreen):
         """Run ``action(gen) -> str`` (None: nothing) on the shared generation and draw the
         state it leaves. Plain reading ops are keyed: a newer one replaces a queued one;
         actions are never dropped."""
-        session = self.session
         log = self._drift
 
         def op(gen: Generation) -> KVState:
             said = action(gen) if action is not None else info
             return kv_state(gen, log, feeds=DRIFT_FEEDS_PER_OP, info=said,
-                            notice=session.context_notice)  # fmt: skip
+                            notice=self.generation_notice)  # fmt: skip
 
         self.compute_generation("state", op, then=self.draw_state,
                                 key=SYNC_KEY if action is None else None)  # fmt: skip

@@ -312,7 +312,7 @@ class QuantizationScreen(ChapterScreen):
             except NotReady as exc:
                 reason = str(exc)
             else:
-                raw, notice = self.session.context_ids(enc, model.config.max_position_embeddings)
+                raw, notice = self.context_ids(enc, model.config.max_position_embeddings)
                 ids = tuple(raw)
         self._prompt_ctx = (key, ids, notice, reason)
         return ids, notice, reason

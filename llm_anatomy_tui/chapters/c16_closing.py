@@ -147,7 +147,7 @@ class ClosingScreen(ChapterScreen):
             return
         self._draw_simplified()
         encoding = s.encoding("model")
-        ids, notice = s.context_ids(encoding, model.config.max_position_embeddings)
+        ids, notice = self.context_ids(encoding, model.config.max_position_embeddings)
         self._set_status(notice)
         self.compute(
             "recap",

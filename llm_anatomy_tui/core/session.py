@@ -69,6 +69,30 @@ class ResourceState:
         return self.status is Status.READY
 
 
+@dataclass(frozen=True)
+class ContextFit:
+    """How the prompt's tokens fit the model's context window (see
+    :meth:`Session.context_ids`)."""
+
+    n_tokens: int
+    """Tokens in the prompt (without a start-of-text token)."""
+    window: int
+    """Positions in the model's context window."""
+    kept: int
+    """Prompt tokens the model reads: the last ``kept`` of them."""
+    start_token: bool
+    """The model reads a start-of-text (BOS) token first."""
+
+    @property
+    def empty(self) -> bool:
+        return self.n_tokens == 0
+
+    @property
+    def dropped(self) -> int:
+        """The oldest prompt tokens that fell out of the window."""
+        return self.n_tokens - self.kept
+
+
 class Session:
     """The prompt and the shared resources. Create one per app (or per test).
 
@@ -121,9 +145,9 @@ class Session:
         self._generation_key: tuple[str, int] | None = None
         self._shared: dict[str, object] = {}
         self._shared_lock = threading.Lock()
-        self.context_notice = ""
-        """Why the model reads something other than the prompt's tokens, or "" (e.g. the
-        prompt was empty, or longer than the context window)."""
+        self.context_fit: ContextFit | None = None
+        """How the shared generation's prompt fit the context window (None before the
+        first generation). ``views.context.context_notice`` words it for a screen."""
 
     # -- the prompt ------------------------------------------------------------------------
 
@@ -394,8 +418,8 @@ class Session:
             return self._generation
         return None
 
-    def context_ids(self, encoding: tiktoken.Encoding, window: int) -> tuple[list[int], str]:
-        """The token IDs the model reads for the prompt, and a notice if they differ from it.
+    def context_ids(self, encoding: tiktoken.Encoding, window: int) -> tuple[list[int], ContextFit]:
+        """The token IDs the model reads for the prompt, and how the prompt fit.
 
         Policy, for a model with a context window of ``window`` positions:
 
@@ -405,33 +429,23 @@ class Session:
           model that starts every text with one);
         - a prompt of ``window`` tokens or more keeps only its last ``window - 1`` (the
           oldest tokens fall out of the window, as in a chat), leaving room for one new
-          token; the notice says how many were dropped.
+          token.
 
         >>> from .tokenizers import load_encoding
-        >>> ids, note = Session("").context_ids(load_encoding("model"), 256)
-        >>> ids, note.split(":")[0]
-        ([8192], 'The prompt is empty')
+        >>> ids, fit = Session("").context_ids(load_encoding("model"), 256)
+        >>> ids, fit.empty, fit.start_token
+        ([8192], True, False)
+        >>> ids, fit = Session(" ".join(["word"] * 300)).context_ids(load_encoding("model"), 256)
+        >>> len(ids), fit.n_tokens, fit.kept, fit.dropped
+        (255, 300, 255, 45)
         """
         prefix = encoding.prefix() if hasattr(encoding, "prefix") else []
         ids = encoding.encode_ordinary(self._prompt)
         if not ids:
-            if prefix:
-                return prefix, (
-                    "The prompt is empty: the model reads only its start-of-text token."
-                )
-            return [encoding.eot_token], (
-                "The prompt is empty: the model starts from <|endoftext|>, the token that "
-                "separated stories in its training text."
-            )
-        if len(ids) + len(prefix) >= window:
-            keep = window - 1 - len(prefix)
-            dropped = len(ids) - keep
-            return prefix + ids[-keep:], (
-                f"The prompt has {len(ids):,} tokens; the context window holds {window}. "
-                f"The oldest {dropped:,} fell out of the window: the model reads the last "
-                f"{keep:,}, leaving room for one new token."
-            )
-        return prefix + ids, ""
+            start = prefix or [encoding.eot_token]
+            return start, ContextFit(0, window, 0, bool(prefix))
+        keep = min(len(ids), window - 1 - len(prefix))
+        return prefix + ids[len(ids) - keep :], ContextFit(len(ids), window, keep, bool(prefix))
 
     def generation(self) -> Generation:
         """The shared generation for the current prompt and model, built (empty) if needed.
@@ -447,7 +461,7 @@ class Session:
 
         model = self.require_model()
         encoding = self.encoding("model")
-        ids, notice = self.context_ids(encoding, model.config.max_position_embeddings)
+        ids, fit = self.context_ids(encoding, model.config.max_position_embeddings)
         generation = Generation(
             model,
             ids,
@@ -457,7 +471,7 @@ class Session:
             stop_sequences=self.stop_sequences,
         )
         self._generation, self._generation_key = generation, self._generation_state()
-        self.context_notice = notice
+        self.context_fit = fit
         return generation
 
     def apply_settings(self, generation: Generation) -> None:

@@ -214,59 +214,6 @@ def compare_text(
     else:
         out.append("\nevery step measured both ways", style="dim")
     return out
-    last = comps[-1]
-    out.append(f"Step {last.index}", style="bold")
-    if last.prefill:
-        out.append(f": the prefill — both ways run all {last.cached_fed} prompt tokens.\n")
-    elif on:
-        out.append(f": with the cache {last.cached_fed} token fed, without it all "
-                   f"{last.uncached_fed}.\n")  # fmt: skip
-    else:
-        out.append(f": without a cache all {last.uncached_fed} tokens fed (with it, "
-                   f"{last.cached_fed}).\n")  # fmt: skip
-    same = "same top token" if last.top1_same else "DIFFERENT top token"
-    out.append(f"Logits with vs without: max |Δ| {diff_text(last.max_abs_diff)}, {same}.\n")
-    if on:
-        header = ("step", "T", "fed", "M MACs cached", "no cache", "ms cached", "no cache",
-                  "max |Δ|")  # fmt: skip
-    else:
-        header = ("step", "T", "fed", "M MACs no cache", "ms no cache", "max |Δ| vs cache")
-    rows = []
-    for c in comps[-TABLE_ROWS:]:
-        if on:
-            rows.append((str(c.index), str(c.position), f"{c.cached_fed}/{c.uncached_fed}",
-                         _m(c.cached_macs), _m(c.uncached_macs), _ms(c.cached_seconds),
-                         _ms(c.uncached_seconds), diff_text(c.max_abs_diff)))  # fmt: skip
-        else:
-            rows.append((str(c.index), str(c.position), str(c.uncached_fed),
-                         _m(c.uncached_macs), _ms(c.uncached_seconds),
-                         diff_text(c.max_abs_diff)))  # fmt: skip
-    head, *body = right_aligned(header, rows)
-    out.append(head + "\n", style="bold")
-    for r in body:
-        out.append(r + "\n")
-    if len(comps) > TABLE_ROWS:
-        out.append(f"(the last {TABLE_ROWS} of {len(comps)} steps; the plots show all)\n",
-                   style="dim")  # fmt: skip
-    decode = [c for c in comps if not c.prefill]
-    if decode:
-        cm = sum(c.cached_macs for c in decode)
-        um = sum(c.uncached_macs for c in decode)
-        ct = sum(c.cached_seconds for c in decode)
-        ut = sum(c.uncached_seconds for c in decode)
-        n = f"{len(decode)} decode step{'s' if len(decode) != 1 else ''}"
-        if on:
-            out.append(f"{n}: {_m(cm)} M multiply-adds with the cache, {_m(um)} M without "
-                       f"({um / cm:.1f}×);\nmeasured {_ms(ct)} ms with the cache, "
-                       f"{_ms(ut)} ms without.", style="bold")  # fmt: skip
-        else:
-            out.append(f"{n} without a cache: {_m(um)} M multiply-adds, {_ms(ut)} ms;\n"
-                       f"the cache would have needed {_m(cm)} M ({um / cm:.1f}× fewer).",
-                       style="bold")  # fmt: skip
-    if missing:
-        out.append(f"\nmeasuring {missing} more step{'s' if missing != 1 else ''}…",
-                   style="italic")  # fmt: skip
-    return out
 
 
 def compare_series(

@@ -99,13 +99,15 @@ def test_session_uses_the_models_own_tokenizer_and_its_bos(trained, tmp_path):
     assert enc is s.model.tokenizer
     assert s.encoding_label("model") == f"m ({tok.get_vocab_size():,})"
     bos = enc.encode_single_token("<|endoftext|>")
-    ids, note = s.context_ids(enc, s.model.config.max_position_embeddings)
-    assert ids == [bos, *tok.encode("Once upon a time").ids] and note == ""
+    ids, fit = s.context_ids(enc, s.model.config.max_position_embeddings)
+    assert ids == [bos, *tok.encode("Once upon a time").ids]
+    assert fit.start_token and fit.dropped == 0 and not fit.empty
     s.set_prompt("")
     assert s.context_ids(enc, 64)[0] == [bos]
     s.set_prompt("word " * 200)
-    ids, note = s.context_ids(enc, 64)
-    assert len(ids) == 63 and ids[0] == bos and "fell out of the window" in note
+    ids, fit = s.context_ids(enc, 64)
+    assert len(ids) == 63 and ids[0] == bos and fit.kept == 62
+    assert fit.n_tokens == len(enc.encode_ordinary("word " * 200)) == fit.kept + fit.dropped
     gen = s.generation()
     assert gen.encoding is enc and list(gen.prompt) == ids
 

@@ -118,9 +118,7 @@ def test_a_small_model_recomputes_its_reference_and_holds_no_logits(tiny_model, 
     assert last.comparison == compare_models(tiny_model, qm.model, held_out)
 
 
-def test_a_kept_reference_survives_an_abandoned_run_and_gives_the_same_answer(
-    tiny_model, held_out
-):
+def test_a_kept_reference_survives_an_abandoned_run_and_gives_the_same_answer(tiny_model, held_out):
     lab = QuantLab(tiny_model, held_out, keep_reference=True)
     scheme = QuantScheme("int3", "per-block")
     for event in lab.run(scheme, None):

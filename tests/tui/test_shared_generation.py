@@ -134,7 +134,7 @@ async def test_empty_and_overlong_prompts_follow_the_visible_policy():
         await pilot.pause()
         gen = app.session.current_generation
         assert gen.prompt == (8192,)  # <|endoftext|>: start a fresh story
-        assert "empty" in app.session.context_notice
+        assert "empty" in app.screen.generation_notice
 
         app.screen.set_prompt("word " * 200)  # far more than 64 tokens
         step(app.screen)
@@ -143,7 +143,7 @@ async def test_empty_and_overlong_prompts_follow_the_visible_policy():
         gen = app.session.current_generation
         assert len(gen.prompt) == TINY.max_position_embeddings - 1
         assert len(gen.steps) == 1 and gen.done  # exactly one token fitted
-        assert "fell out of the window" in app.session.context_notice
+        assert "fell out of the window" in app.screen.generation_notice
 
 
 async def test_settings_apply_from_the_next_step_and_reach_other_screens():

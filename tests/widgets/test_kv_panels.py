@@ -28,7 +28,7 @@ def test_height_is_final_from_the_first_draw(n_steps, on):
     heights = set()
     # measured newest first, as the chapter does: every stage from none to all
     for measured in range(n_steps + 1):
-        done = steps[n_steps - measured:]
+        done = steps[n_steps - measured :]
         pending = [(c.index, c.position) for c in steps[: n_steps - measured]]
         text = compare_text(done, on, pending)
         heights.add(len(text.plain.splitlines()))
