@@ -97,6 +97,9 @@ class LLMAnatomyApp(App[None]):
         self.steady_cursors = remote_session(os.environ)
         """Text cursors do not blink: over a network each blink resends the field's line
         (~0.9 KB twice a second, for as long as the field has focus)."""
+        self.input_settled = threading.Event()
+        """Clear from a key press until its repaint is out; long jobs wait on it."""
+        self.input_settled.set()
         self.session = session if session is not None else Session(DEFAULT_PROMPT)
         if prompt is not None:
             self.session.set_prompt(prompt)
@@ -116,6 +119,14 @@ class LLMAnatomyApp(App[None]):
         """The one-line reason the last "Open model…" failed ("" after a success)."""
 
     # -- start-up ------------------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            # Long jobs pause at their next progress report until this key's repaint is
+            # out (see ComputeTask.report): the UI then has the interpreter to itself.
+            self.input_settled.clear()
+            self.call_after_refresh(self.input_settled.set)
+        await super().on_event(event)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if self.steady_cursors and hasattr(event.widget, "cursor_blink"):

@@ -243,6 +243,8 @@ class QuantLab:
         settings = settings or SamplingSettings()
         qm = self._quantized.get(e)
         if qm is None:
+            if self.keep_models <= 1:
+                self._quantized.clear()  # drop the old copy first: never two at once
             for p in iter_quantize_model(self.model, e):
                 if p.result is None:
                     yield LabEvent("quantize", p.done, p.total)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -292,10 +292,14 @@ def start_dpo(model: Model, scores: PairScores) -> DPOState:
     return DPOState(policy, opt, [scores.point], scores.policy_a, scores.policy_b)
 
 
-def dpo_gradients(policy: Model, pair: PairData, beta: float, ref_a: float, ref_b: float
+def dpo_gradients(policy: Model, pair: PairData, beta: float, ref_a: float, ref_b: float,
+                  between: Callable[[], None] | None = None
                   ) -> tuple[float, dict[str, np.ndarray]]:  # fmt: skip
-    """(loss, gradient of the DPO loss) for the policy's current weights."""
+    """(loss, gradient of the DPO loss) for the policy's current weights. ``between`` is
+    called between the two completions' passes (a worker's chance to give way)."""
     lp_a, g_a = completion_logprob_grad(policy, *pair.a_seq)
+    if between is not None:
+        between()
     lp_b, g_b = completion_logprob_grad(policy, *pair.b_seq)
     z = (math.fsum(lp_a) - ref_a) - (math.fsum(lp_b) - ref_b)
     coef = -beta * sigmoid(-beta * z)  # dL/dz · β-chain: dL/d(log π(A)) = coef
@@ -330,8 +334,12 @@ def dpo_steps(
         if task.cancelled:
             break
         with np.errstate(all="ignore"):
-            _, grads = dpo_gradients(new.policy, pair, beta, ref_a, ref_b)
+            # progress inside the step too: each report is where a key press gets the
+            # interpreter (ComputeTask.report), so a press waits for a third of a step
+            _, grads = dpo_gradients(new.policy, pair, beta, ref_a, ref_b,
+                                     lambda i=i: task.report((i + 0.3) / n_steps))  # fmt: skip
             optimizer_step(settings, new.opt, params, grads, lr)
+            task.report((i + 0.6) / n_steps)
             ok = weights_finite(params)
             point, a, b = (
                 measure(new.policy, pair, scores, beta, new.opt.step) if ok else (None,) * 3

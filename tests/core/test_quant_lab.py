@@ -162,3 +162,16 @@ def test_a_prompt_that_fills_the_window_stops_at_once(tiny_model, encoding):
     last = list(lab.run("Q4_0", list(range(window - 1)), n_new=10))[-1]
     assert len(last.texts.reference.tokens) == 1
     assert "context" in last.texts.reference.stop
+
+
+def test_a_lab_that_keeps_one_copy_drops_it_before_quantizing_the_next(tiny_model, held_out):
+    """A large model keeps one quantized copy (each is a whole FP32 model): the old one is
+    let go before the next is built, so two never exist at once."""
+    lab = QuantLab(tiny_model, held_out, keep_models=1)
+    list(lab.run("Q8_0", None))
+    assert lab.quantized("Q8_0") is not None
+    for event in lab.run("Q4_0", None):
+        if event.stage == "quantize":
+            assert lab.quantized("Q8_0") is None  # gone while Q4_0 is being made
+    assert lab.quantized("Q4_0") is not None and lab.quantized("Q8_0") is None
+    assert lab.comparison("Q8_0") is not None  # its numbers stay

@@ -176,6 +176,10 @@ async def test_sampling_new_completions_and_stopping():
         await app.wait_until_settled(timeout=180)
         assert not screen.is_computing()
         assert len(screen.dpo.points) in (1, DPO_STEPS_PER_PRESS + 1)
+        # with nothing running, x says so (it is always bound, never added to the footer)
+        await pilot.press("x")
+        await pilot.pause()
+        assert any("No DPO steps are running" in n.message for n in app._notifications)
 
 
 async def test_chat_template_panel():

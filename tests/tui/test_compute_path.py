@@ -126,3 +126,36 @@ async def test_a_long_paste_is_counted_in_a_worker_and_the_screen_catches_up() -
         await app.wait_until_settled()
         short = len(app.session.encoding("o200k_base").encode_ordinary("Hi"))
         assert {r.name: r for r in screen.count_rows}["o200k_base"].tokens == f"{short:,}"
+
+
+def test_a_job_gives_way_at_its_report_while_a_key_is_being_handled(monkeypatch) -> None:
+    """``ComputeTask.report`` posts progress, then waits while a key press is being
+    handled (the app's ``input_settled`` clear), and goes on once it is painted."""
+    from llm_anatomy_tui.chapters import base
+
+    monkeypatch.setattr(base, "INPUT_YIELD_SECONDS", 60.0)  # only the event can end the wait
+    settled = threading.Event()  # clear: a key is being handled
+    posted: list = []
+    task = ComputeTask(posted.append, settled)
+    job = threading.Thread(target=task.report, args=(0.5,))
+    job.start()
+    while not posted:  # the progress is posted before the job waits
+        job.join(0.01)
+    job.join(0.2)
+    assert job.is_alive()  # still waiting for the key's repaint
+    settled.set()
+    job.join(10)
+    assert not job.is_alive() and posted[0].fraction == 0.5
+    # without an input gate (scripts, tests) a report never waits
+    ComputeTask(posted.append).report(1.0)
+    assert posted[-1].fraction == 1.0
+
+
+async def test_the_input_gate_reopens_after_each_key_is_painted() -> None:
+    app = _app()
+    async with app.run_test() as pilot:
+        await app.wait_until_settled()
+        for key in ("down", "up", "x", "escape"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.input_settled.is_set()
