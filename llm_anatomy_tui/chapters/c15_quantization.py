@@ -87,7 +87,7 @@ class ModelView:
     """What the whole-model panel shows for the current scheme."""
 
     scheme: QuantScheme
-    stage: str = "waiting"  # waiting, quantize, quantized, generated, reference, compare, done
+    stage: str = "waiting"  # waiting, quantize, quantized, generated, compare, done
     done: int = 0
     total: int = 0
     texts: SideBySide | None = None
