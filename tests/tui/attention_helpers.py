@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ch_helpers import edit_prompt, header_text
 from rich.console import Console
-from tui_helpers import make_model_session
+from textual.widgets import Static
+from tui_helpers import make_model_session, settle
 
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.core.model import Trace, default_model_dir, forward
@@ -72,3 +74,36 @@ def assert_rows_are_distributions(weights: np.ndarray) -> None:
     future = ~np.tri(t, dtype=bool)
     assert np.all(weights[..., future] == 0.0), "masked cells are exactly 0"
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def text_of(screen, selector: str) -> str:  # noqa: ANN001
+    """What the Static ``selector`` was last given, as text."""
+    return str(screen.query_one(selector, Static).content)
+
+
+def press_then_settle(*keys: str):  # noqa: ANN201
+    """A snapshot's ``run_before``: settle, then each key followed by settling."""
+
+    async def run(pilot) -> None:  # noqa: ANN001
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run
+
+
+async def edits_are_followed(pilot, screen, check, status: str) -> None:  # noqa: ANN001
+    """Type two edits to the prompt; after each the app settles and ``check(app, screen)``
+    compares the screen with a fresh trace of the new context, and nothing says it is
+    computing (neither the header nor the chapter's ``status`` panel)."""
+    app = pilot.app
+    for typed in (" The cat", " sat on the mat and looked at the dog"):
+        await edit_prompt(pilot, typed)
+        prompt = app.session.prompt
+        assert prompt.endswith(typed)
+        ids = app.session.encoding("model").encode_ordinary(prompt)
+        assert context_tokens(app) == tuple(ids) == screen.snapshot.tokens
+        check(app, screen)
+        assert "computing" not in header_text(app)
+        assert "Running the model" not in text_of(screen, status)

@@ -11,13 +11,15 @@ from attention_helpers import (
     PROMPT,
     assert_rows_are_distributions,
     context_tokens,
+    edits_are_followed,
     fresh_trace,
     model_app,
+    press_then_settle,
     render_plain,
     render_with_layout,
     requires_model,
+    text_of,
 )
-from ch_helpers import edit_prompt, header_text
 from textual.widgets import Static
 from tui_helpers import generation_op, make_session, settle, take_steps
 
@@ -27,10 +29,6 @@ from llm_anatomy_tui.core.lessons import toy_attention as toy
 from llm_anatomy_tui.views.readout import check_softmax_text
 from llm_anatomy_tui.widgets.colors import MASK_GLYPH
 from llm_anatomy_tui.widgets.heatmap import ROW_MARK
-
-
-def text_of(screen, selector: str) -> str:  # noqa: ANN001
-    return str(screen.query_one(selector, Static).content)
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -379,25 +377,7 @@ async def test_a_prompt_edit_shows_the_new_prompts_attention_and_nothing_computi
     app = model_app("attention")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_model_part(pilot)
-        for typed in (" The cat", " sat on the mat and looked at the dog"):
-            await edit_prompt(pilot, typed)
-            prompt = app.session.prompt
-            assert prompt.endswith(typed)
-            ids = app.session.encoding("model").encode_ordinary(prompt)
-            assert context_tokens(app) == tuple(ids) == screen.snapshot.tokens
-            check_against_trace(app, screen)
-            assert "computing" not in header_text(app)
-            assert "Running the model" not in text_of(screen, "#model-status")
-
-
-def press_then_settle(*keys: str):  # noqa: ANN201
-    async def run(pilot) -> None:  # noqa: ANN001
-        await settle(pilot)
-        for key in keys:
-            await pilot.press(key)
-            await settle(pilot)
-
-    return run
+        await edits_are_followed(pilot, screen, check_against_trace, "#model-status")
 
 
 @requires_model
