@@ -374,9 +374,15 @@ class LLMAnatomyApp(App[None]):
         self.push_screen(ContentsScreen(self.current_mode), chosen)
 
     def action_glossary(self, query: str = "") -> None:
-        """Open the glossary over the current screen (Esc returns to it unchanged)."""
-        if not isinstance(self.screen, GlossaryScreen):
+        """Open the glossary over the current screen (Esc returns to it unchanged). Only
+        one is ever open: on top, it searches for ``query`` instead; under another screen
+        (the palette, say), that screen returns to it. (A second one crashed the app:
+        found by the fuzz test, F2 or a glossary term chosen in the palette over it.)"""
+        open_ = [s for s in self.screen_stack if isinstance(s, GlossaryScreen)]
+        if not open_:
             self.push_screen(GlossaryScreen(query))
+        elif self.screen is open_[-1] and query:
+            open_[-1].search_for(query)
 
     def action_help(self) -> None:
         screen = self.screen

@@ -114,6 +114,12 @@ class GlossaryScreen(ModalScreen[None]):
 
     # -- search ----------------------------------------------------------------------------
 
+    def search_for(self, query: str) -> None:
+        """Search for ``query`` as if it had been typed (the list follows)."""
+        search = self.query_one("#glossary-search", Input)
+        search.value = query
+        search.cursor_position = len(query)
+
     @on(Input.Changed, "#glossary-search")
     def _search_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -224,7 +230,11 @@ class GlossaryCommands(Provider):
                       help=_gist(match.term))  # fmt: skip
 
     def _show(self, name: str) -> None:
-        self.app.push_screen(GlossaryScreen(name))
+        show = getattr(self.app, "action_glossary", None)
+        if show is not None:
+            show(name)  # the app keeps the glossary to one screen
+        else:
+            self.app.push_screen(GlossaryScreen(name))
 
 
 def _gist(term: Term) -> str:

@@ -232,3 +232,30 @@ async def test_explain_without_focus_explains_the_chapters_main_panel() -> None:
         await pilot.pause()
         assert isinstance(app.screen, ExplainScreen)
         assert app.screen.panel.title == "The toy attention example"
+
+
+async def test_only_one_glossary_is_ever_open() -> None:
+    """The fuzz test crashed the app with DuplicateIds: a second glossary pushed while one
+    was open under the palette. F2 and a term chosen in the palette now reuse the one."""
+    from llm_anatomy_tui.chapters.glossary import GlossaryCommands
+
+    app = app_at("embeddings")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.wait_until_settled()
+        glossary = await open_glossary(pilot)
+        await pilot.press("ctrl+p")  # the palette, over the glossary
+        await pilot.pause()
+        assert app.screen is not glossary
+        await pilot.press("f2")  # F2 inside the palette
+        await pilot.pause()
+        app.action_glossary("Softmax")  # a glossary term chosen in the palette
+        await pilot.pause()
+        assert sum(isinstance(s, GlossaryScreen) for s in app.screen_stack) == 1
+        await pilot.press("escape")  # the palette closes: the same glossary is back
+        await pilot.pause()
+        assert app.screen is glossary
+        GlossaryCommands(app.screen)._show("Softmax")  # chosen with the glossary on top
+        await pilot.pause()
+        assert app.screen is glossary and glossary.current.name == "Softmax"
+        assert sum(isinstance(s, GlossaryScreen) for s in app.screen_stack) == 1
+        assert app.is_running
