@@ -198,11 +198,20 @@ class GlossaryScreen(ModalScreen[None]):
         if chapter_title(term.chapter) is None:
             open_term_chapter(self.app, term)  # explains why nothing opens; stay here
             return
-        self.dismiss(None)
-        open_term_chapter(self.app, term)
+        if self._close():
+            open_term_chapter(self.app, term)
 
     def action_close(self) -> None:
+        self._close()
+
+    def _close(self) -> bool:
+        """Dismiss this screen if it is still the one on top. Keys queued before the first
+        dismissal (Enter Enter, Esc Esc typed fast) arrive after it; a second dismiss
+        popped the chapter's own screen and stopped the app (found by the fuzz test)."""
+        if not self.is_current:
+            return False
         self.dismiss(None)
+        return True
 
 
 class GlossaryCommands(Provider):

@@ -95,7 +95,8 @@ class ContentsScreen(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.dismiss(event.option.id)
+        if self.is_current:  # a second Enter queued behind the first: already closing
+            self.dismiss(event.option.id)
 
 
 @dataclass(frozen=True)

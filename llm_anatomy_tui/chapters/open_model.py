@@ -77,11 +77,12 @@ class OpenModelScreen(ModalScreen[str | None]):
                 Text("Type or paste a path first.", style="bold")
             )
             return
-        self.dismiss(path)
+        if self.is_current:  # a second Enter queued behind the first: already closing
+            self.dismiss(path)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.option.id:
+        if event.option.id and self.is_current:
             self.dismiss(event.option.id)
 
 

@@ -141,8 +141,8 @@ class _PromptArea(TextArea):
         event.prevent_default()  # TextArea's own paste handler would insert the raw text
         event.stop()
         self.flush_typed()
-        if self.read_only:
-            return
+        if self.read_only or not event.text:
+            return  # an empty clipboard pastes nothing: it must not delete the selection
         text = pasted_text(event.text)
         lo, hi = sorted(self.selection)
         before = self.get_text_range((0, 0), lo)
@@ -208,7 +208,8 @@ class _PromptView(Static, can_focus=True):
 
     def _on_paste(self, event: events.Paste) -> None:
         event.stop()
-        self._bar._user_set(self._bar.value + pasted_text(event.text))
+        if event.text:
+            self._bar._user_set(self._bar.value + pasted_text(event.text))
 
 
 class PromptBar(Widget):

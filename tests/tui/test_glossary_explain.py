@@ -259,3 +259,27 @@ async def test_only_one_glossary_is_ever_open() -> None:
         assert app.screen is glossary and glossary.current.name == "Softmax"
         assert sum(isinstance(s, GlossaryScreen) for s in app.screen_stack) == 1
         assert app.is_running
+
+
+async def test_keys_queued_after_the_glossary_closed_do_not_close_anything_else() -> None:
+    """Enter twice or Esc twice, typed faster than the screen closes: the second one used
+    to dismiss again and stop the app ("Can't pop screen", found by the fuzz test)."""
+    from textual.widgets import Input as TextInput
+
+    app = app_at("post-training")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.wait_until_settled()
+        glossary = await open_glossary(pilot)
+        glossary.action_close()
+        glossary.action_close()  # the queued second Esc
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, GlossaryScreen)
+        glossary = await open_glossary(pilot)
+        search = glossary.query_one("#glossary-search", TextInput)
+        search.value = "softmax"
+        await pilot.pause()
+        glossary.post_message(TextInput.Submitted(search, search.value))
+        glossary.post_message(TextInput.Submitted(search, search.value))  # Enter, Enter
+        await pilot.pause()
+        await pilot.pause()
+        assert app.is_running and app.current_mode == "sampling"  # Softmax's chapter

@@ -95,3 +95,31 @@ async def test_keys_typed_into_a_read_only_prompt_are_text_not_commands(make_app
         await pilot.pause()
         assert app.is_running and app.current_mode == "tokenization"
         assert app.session.prompt == "bell\x07qnt?"
+
+
+async def test_an_empty_paste_keeps_a_selected_prompt(make_app) -> None:
+    """An empty clipboard pasted over a selection deleted the prompt (found by the fuzz
+    test, seed 11): pasting nothing now changes nothing, in the editor and in view mode."""
+    app = make_app(chapter="tokenization", prompt="keep all of this")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.pause()
+        area = app.screen.query_one(PromptBar).query_one("#prompt-area")
+        area.select_all()
+        app.post_message(events.Paste(""))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.session.prompt == "keep all of this"
+        app.post_message(events.Paste(" and this"))  # a real paste still replaces it
+        await pilot.pause()
+        await pilot.pause()
+        assert app.session.prompt == " and this"
+    app = make_app(chapter="tokenization", prompt="view mode\x07 text")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.pause()
+        app.post_message(events.Paste(""))
+        await pilot.pause()
+        assert app.session.prompt == "view mode\x07 text"

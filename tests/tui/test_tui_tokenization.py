@@ -36,7 +36,10 @@ async def paste(pilot, text: str) -> None:  # noqa: ANN001
     area = app.screen.query_one("#prompt-area")
     if area.display:
         area.select_all()
-        app.post_message(events.Paste(text))  # the terminal's paste goes to the app first
+        if text:
+            app.post_message(events.Paste(text))  # the terminal's paste goes to the app first
+        else:
+            await pilot.press("backspace")  # an empty paste changes nothing: delete instead
     else:
         bar = app.screen.query_one(PromptBar)
         bar._user_set(text)
