@@ -13,11 +13,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
 from ..views.explain import PanelText, chapter_overview, find_explanation, load_explanations
+from .dialog import Dialog
 
 
 def panel_ids(widget: Widget, screen: Screen) -> list[str]:
@@ -55,7 +56,7 @@ def explain_text(panel: PanelText) -> Text:
     return text
 
 
-class ExplainScreen(ModalScreen[None]):
+class ExplainScreen(Dialog[None]):
     """One panel's explanation. Esc (or F3) closes it."""
 
     CSS_PATH = Path(__file__).with_name("glossary.tcss")

@@ -17,12 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..views.glossary import Glossary, Match, Term, load_glossary, search
 from . import CHAPTERS
+from .dialog import Dialog
 
 
 def chapter_title(number: int) -> str | None:
@@ -69,7 +69,7 @@ def open_term_chapter(app, term: Term) -> bool:  # noqa: ANN001 - the app (a Nav
     return True
 
 
-class GlossaryScreen(ModalScreen[None]):
+class GlossaryScreen(Dialog[None]):
     """Search the glossary as you type; ↑↓ choose; Enter opens the chapter; Esc closes.
 
     ``matches`` holds what the list shows (a public attribute for tests)."""
@@ -198,20 +198,12 @@ class GlossaryScreen(ModalScreen[None]):
         if chapter_title(term.chapter) is None:
             open_term_chapter(self.app, term)  # explains why nothing opens; stay here
             return
-        if self._close():
+        if self.on_top:  # not a second Enter queued behind the first
+            self.dismiss(None)
             open_term_chapter(self.app, term)
 
     def action_close(self) -> None:
-        self._close()
-
-    def _close(self) -> bool:
-        """Dismiss this screen if it is still the one on top. Keys queued before the first
-        dismissal (Enter Enter, Esc Esc typed fast) arrive after it; a second dismiss
-        popped the chapter's own screen and stopped the app (found by the fuzz test)."""
-        if not self.is_current:
-            return False
         self.dismiss(None)
-        return True
 
 
 class GlossaryCommands(Provider):

@@ -14,13 +14,14 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..widgets.safe_lists import SafePagingMixin
 from . import CHAPTERS, Chapter
 from .base import NAV_BINDINGS
+from .dialog import Dialog
 
 TYPING_NOTE = (
     "While the prompt bar has the cursor, letter and digit keys type into it. "
@@ -76,7 +77,7 @@ class ChapterList(SafePagingMixin, OptionList):
                 self.highlighted = i
 
 
-class ContentsScreen(ModalScreen[str | None]):
+class ContentsScreen(Dialog[str | None]):
     """The table of contents. Dismisses with the chosen chapter's slug, or ``None``."""
 
     BINDINGS = [
@@ -95,8 +96,7 @@ class ContentsScreen(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if self.is_current:  # a second Enter queued behind the first: already closing
-            self.dismiss(event.option.id)
+        self.dismiss(event.option.id)
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def help_table(rows: Iterable[KeyRow]) -> Table:
     return table
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     """Every key of the chapter underneath, generated from its bindings."""
 
     BINDINGS = [

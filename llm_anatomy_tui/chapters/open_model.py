@@ -15,11 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..core.recent_models import clean_path
+from .dialog import Dialog
 
 OPEN_MODEL_HELP = "A GGUF file or a Hugging Face directory (config.json + safetensors)"
 
@@ -28,7 +28,7 @@ class ModelOpener(Protocol):
     def action_open_model(self) -> None: ...
 
 
-class OpenModelScreen(ModalScreen[str | None]):
+class OpenModelScreen(Dialog[str | None]):
     """Path field plus recent models. Dismisses with a cleaned path, or ``None``."""
 
     BINDINGS = [
@@ -77,12 +77,11 @@ class OpenModelScreen(ModalScreen[str | None]):
                 Text("Type or paste a path first.", style="bold")
             )
             return
-        if self.is_current:  # a second Enter queued behind the first: already closing
-            self.dismiss(path)
+        self.dismiss(path)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.option.id and self.is_current:
+        if event.option.id:
             self.dismiss(event.option.id)
 
 

@@ -283,3 +283,23 @@ async def test_keys_queued_after_the_glossary_closed_do_not_close_anything_else(
         await pilot.pause()
         await pilot.pause()
         assert app.is_running and app.current_mode == "sampling"  # Softmax's chapter
+
+
+@pytest.mark.parametrize("key", ["t", "question_mark", "f3", "f2"])
+async def test_every_dialog_closes_once(key: str) -> None:
+    """Contents, help, explain and glossary share one base: a dismiss that arrives after
+    the dialog closed (a queued second Esc or Enter) leaves the chapter open."""
+    from llm_anatomy_tui.chapters.dialog import Dialog
+
+    app = app_at("tokenization")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.wait_until_settled()
+        chapter = app.screen
+        await pilot.press(key)
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, Dialog)
+        dialog.dismiss(None)
+        dialog.dismiss(None)  # the queued second key
+        await pilot.pause()
+        assert app.is_running and app.screen is chapter
