@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ..core.session import NotReady
 from ..views.attention_tracker import AttentionSnapshot, AttentionTracker, token_labels
-from .generation_common import step_once
+from ..views.generation_ops import step_op
 
 if TYPE_CHECKING:
     from textual.widgets import Static
@@ -154,7 +154,7 @@ class AttentionContextMixin(_Screen):
         screen gets a "generation" change after the op)."""
         if self.session.model is None or not self.session.tokenizer_state.ready:
             return
-        self.compute_generation("step", step_once, then=self._stepped)
+        self.compute_generation("step", step_op, then=self._stepped)
 
     def _stepped(self, said: str | None) -> None:
         self._step_said = said or ""

@@ -30,6 +30,7 @@ from textual.widgets import Input, Label, Static
 from ..core.generation import Generation, StepRecord
 from ..core.sampling import SamplingSettings
 from ..core.session import NotReady
+from ..views.generation_ops import step_op
 from ..views.readout import LOGIT_DECIMALS
 from ..views.sampling_text import EXPLAINER, FIELDS, LEAD, explainer_texts
 from ..views.sampling_view import (
@@ -51,7 +52,6 @@ from ..views.sampling_view import (
     setting_notes,
     settings_fields,
     shown_for,
-    step_op,
     stops_field,
     token_label,
 )

@@ -31,9 +31,9 @@ from ..views.block_view import (
     position_line,
     scale_rows,
 )
+from ..views.generation_ops import step_op
 from ..widgets.prompt_bar import PromptBar
 from .base import ChapterScreen
-from .generation_common import step_once
 from .repaint import Painter
 
 INLINE_MACS = 150_000_000
@@ -289,7 +289,7 @@ class BlockScreen(ChapterScreen):
         if self.session.model is None:
             self.notify("The model is not loaded yet.", severity="warning", timeout=3)
             return
-        self.compute_generation("step", step_once, then=self._stepped, on_error=self._say)
+        self.compute_generation("step", step_op, then=self._stepped, on_error=self._say)
 
     def _stepped(self, message: str | None) -> None:
         if message:

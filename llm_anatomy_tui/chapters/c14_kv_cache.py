@@ -30,6 +30,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from ..core.generation import Generation, StepRecord
 from ..core.quant_kv import KVDriftStep
+from ..views.generation_ops import step_op
 from ..views.kv_inspect import (
     CacheComparison,
     DriftLog,
@@ -40,7 +41,6 @@ from ..views.kv_inspect import (
     measure_after_a_pause,
     restart_op,
     state_key,
-    step_op,
     ten_steps_op,
 )
 from ..views.kv_memory import (

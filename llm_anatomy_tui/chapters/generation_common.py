@@ -24,30 +24,12 @@ from ..core.session import Status
 if TYPE_CHECKING:
     from textual.widgets import Static
 
-    from ..core.generation import Generation
     from . import Chapter
     from .base import ChapterScreen
 
     _MixinBase = ChapterScreen
 else:  # at run time a plain mixin: the screen class supplies ChapterScreen
     _MixinBase = object
-
-
-def stopped_message(gen: Generation) -> str | None:
-    """Why ``gen`` cannot take another step, as the op's one-line complaint (None if it
-    stopped without saying why)."""
-    return f"Generation has stopped: {gen.stop.message}" if gen.stop else None
-
-
-def step_once(gen: Generation) -> str | None:
-    """A generation op: sample one token and append it, or say why generation stopped.
-
-    The op behind the Step key of every chapter that steps the shared generation, so a
-    step taken in any of them means the same thing."""
-    if gen.done:
-        return stopped_message(gen)
-    gen.step()
-    return None
 
 
 class GenerationChapterMixin(_MixinBase):

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.generation import Generation, StepRecord, forward_macs, kv_cache_bytes_for
 from ..core.model import KVCache, Model, forward
+from .generation_ops import step_op
 
 
 @dataclass(frozen=True)
@@ -373,14 +374,6 @@ def measure_after_a_pause(model, tokens, n_prompt, records, task):  # noqa: ANN0
     if task.cancelled:
         return None
     return measure_records(model, tokens, n_prompt, records, task)
-
-
-def step_op(gen: Generation) -> str:
-    """One step, or why there is none."""
-    if gen.done:
-        return f"Generation has stopped: {gen.stop.message}" if gen.stop else ""
-    gen.step()
-    return ""
 
 
 def ten_steps_op(gen: Generation) -> str:

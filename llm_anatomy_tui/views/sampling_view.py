@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core.generation import Generation, GenerationStopped, StepRecord, Stop
 from ..core.sampling import SamplingError, SamplingResult, SamplingSettings, rank_tokens
+from .generation_ops import stopped_message
 from .readout import LOGIT_DECIMALS, PERCENT_DECIMALS, SoftmaxReadout, softmax_readout
 from .token_pieces import piece_spans
 
@@ -401,18 +402,6 @@ def sampling_state(gen: Generation, top_n: int, info: str = "", notice: str = ""
 # -- the chapter's generation ops and labels (run in the app's generation worker) -----------
 
 
-def _stopped(gen: Generation) -> str:
-    return f"Generation has stopped: {gen.stop.message}" if gen.stop else ""
-
-
-def step_op(gen: Generation) -> str:
-    """One step, or why there is none."""
-    if gen.done:
-        return _stopped(gen)
-    gen.step()
-    return ""
-
-
 def replay_op(gen: Generation) -> str:
     """Every step again with the current seed; says whether the tokens changed."""
     before = gen.generated
@@ -437,7 +426,7 @@ def branch_op(index: int, token: int, label: str):  # noqa: ANN201
             return f"Step {index} no longer exists."
         if index == len(gen.steps):
             if gen.done:
-                return _stopped(gen)
+                return stopped_message(gen)
             gen.step(token=token)
             return f"Step {index}: took {label} by hand instead of drawing."
         old = gen.steps[index].token

@@ -8,9 +8,9 @@ from tui_helpers import make_model_session
 
 from llm_anatomy_tui.app import LLMAnatomyApp
 from llm_anatomy_tui.chapters.base import GENERATION, ChapterScreen
-from llm_anatomy_tui.chapters.generation_common import step_once
 from llm_anatomy_tui.core.config import LlamaConfig
 from llm_anatomy_tui.core.model import init_random
+from llm_anatomy_tui.views.generation_ops import step_op
 
 TINY = LlamaConfig(
     vocab_size=8193, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -21,7 +21,7 @@ TINY = LlamaConfig(
 def step(screen: ChapterScreen, n: int = 1, drawn: list | None = None) -> None:
     """Take ``n`` steps through the one compute path (each its own op, like key presses)."""
     for _ in range(n):
-        screen.compute_generation("test-step", step_once, then=lambda v: drawn is not None
+        screen.compute_generation("test-step", step_op, then=lambda v: drawn is not None
                                   and drawn.append(v))  # fmt: skip
 
 

@@ -72,6 +72,6 @@ def generation_op(screen, op, n: int = 1) -> None:  # noqa: ANN001
 
 def take_steps(screen, n: int = 1) -> None:  # noqa: ANN001
     """Sample and append ``n`` tokens from ``screen`` (the chapters' step op)."""
-    from llm_anatomy_tui.chapters.generation_common import step_once
+    from llm_anatomy_tui.views.generation_ops import step_op
 
-    generation_op(screen, step_once, n)
+    generation_op(screen, step_op, n)
