@@ -57,8 +57,11 @@ def kl_divergence(ref_logits: np.ndarray, logits: np.ndarray) -> np.ndarray:
     >>> round(float(kl_divergence(np.log([0.5, 0.5]), np.log([0.75, 0.25]))), 6)
     0.143841
     """
-    ref = log_softmax(ref_logits)
-    got = log_softmax(logits)
+    return kl_from_log_probs(log_softmax(ref_logits), log_softmax(logits))
+
+
+def kl_from_log_probs(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """:func:`kl_divergence` from log-probabilities already computed ([..., V] -> [...])."""
     kl = np.sum(np.exp(ref) * (ref - got), axis=-1)
     return np.maximum(kl, 0.0)  # rounding can leave -1e-17 for identical rows
 
@@ -80,7 +83,11 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     >>> token_nll(np.log([[0.5, 0.25, 0.25]]), np.array([1])).round(6).tolist()
     [1.386294]
     """
-    logp = log_softmax(logits)
+    return nll_from_log_probs(log_softmax(logits), targets)
+
+
+def nll_from_log_probs(logp: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """:func:`token_nll` from log-probabilities already computed ([T, V], [T] -> [T])."""
     return -np.take_along_axis(logp, np.asarray(targets)[:, None], axis=-1)[:, 0]
 
 
@@ -174,15 +181,15 @@ class ComparisonAccumulator:
         for start in range(0, len(targets), step):
             rows = slice(start, start + step)
             ref_rows, rows_got = ref_logits[rows], logits[rows]  # [t, V]
+            # each log-softmax once, shared by the KL and the NLL
             ref, got = log_softmax(ref_rows), log_softmax(rows_got)  # [t, V] float64
-            kl = np.maximum(np.sum(np.exp(ref) * (ref - got), axis=-1), 0.0)  # [t]
-            picked = targets[rows][:, None]
+            kl = kl_from_log_probs(ref, got)  # [t]
             self.count += kl.size
             self._kl_sum += float(kl.sum())
             self._kl_max = max(self._kl_max, float(kl.max(initial=0.0)))
             self._agree += int(np.sum(np.argmax(ref_rows, -1) == np.argmax(rows_got, -1)))
-            self._nll_ref -= float(np.take_along_axis(ref, picked, axis=-1).sum())
-            self._nll_cand -= float(np.take_along_axis(got, picked, axis=-1).sum())
+            self._nll_ref += float(nll_from_log_probs(ref, targets[rows]).sum())
+            self._nll_cand += float(nll_from_log_probs(got, targets[rows]).sum())
 
     def result(self) -> ModelComparison:
         if not self.count:
