@@ -90,13 +90,13 @@ class LLMAnatomyApp(App[None]):
         """
         install_paste_parser()  # pastes arrive whole, ESC and all (see terminal.py)
         super().__init__()
-        if remote_session(os.environ):
+        self.steady_cursors = remote_session(os.environ)
+        """Over a network: text cursors do not blink (each blink resends the field's line,
+        ~0.9 KB twice a second for as long as the field has focus) and nothing animates."""
+        if self.steady_cursors:
             # Smooth scrolling repaints the whole body every frame of the animation:
             # PageDown cost 120-650 KB over SSH instead of one diff of ~25 KB.
             self.animation_level = "none"
-        self.steady_cursors = remote_session(os.environ)
-        """Text cursors do not blink: over a network each blink resends the field's line
-        (~0.9 KB twice a second, for as long as the field has focus)."""
         self.input_settled = threading.Event()
         """Clear from a key press until its repaint is out; long jobs wait on it."""
         self.input_settled.set()

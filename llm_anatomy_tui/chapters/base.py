@@ -99,10 +99,10 @@ The contract
   :class:`~llm_anatomy_tui.core.session.NotReady` or ``ValueError`` with a one-line
   message (e.g. "Generation has stopped: …"): it reaches ``on_error``.
   ``self.generation_notice`` (inside an op) and :meth:`context_ids` say why the model
-  reads something other than the typed prompt. Sampler settings and seed live in the session (``session.sampling`` /
-  ``set_sampling``, ``session.seed`` / ``set_seed``, ``session.stop_sequences`` /
-  ``set_stop_sequences``); setting them never blocks, they apply from the next step on,
-  and other screens get a ``"generation"`` change.
+  reads something other than the typed prompt. Sampler settings and seed live in the
+  session (``session.sampling`` / ``set_sampling``, ``session.seed`` / ``set_seed``,
+  ``session.stop_sequences`` / ``set_stop_sequences``); setting them never blocks, they
+  apply from the next step on, and other screens get a ``"generation"`` change.
 - **No model.** With ``NEEDS_MODEL = True`` the base shows the session's message about the
   model (loading / not installed / failed to load) above your content; your
   :meth:`session_changed` must then simply not draw model results.

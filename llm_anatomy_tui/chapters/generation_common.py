@@ -35,8 +35,8 @@ else:  # at run time a plain mixin: the screen class supplies ChapterScreen
 class GenerationChapterMixin(_MixinBase):
     """Plumbing shared by chapter screens that run the model on the shared generation.
 
-    - :meth:`model_ready` (the base's) / :meth:`_model_or_say` / :meth:`_waiting_text`: whether the model
-      can run, and what to say while it cannot;
+    - :meth:`model_ready` (the base's) / :meth:`_model_or_say` / :meth:`_waiting_text`:
+      whether the model can run, and what to say while it cannot;
     - :meth:`_put`: repaint a ``Static`` only when its text changed, and without a layout
       pass when its height cannot have changed (a step repaints several of them, and a
       layout costs tens of milliseconds, so a held step key would otherwise stutter);

@@ -190,7 +190,6 @@ def compare_text(
         out.append(f"(the last {TABLE_ROWS} of {len(steps)} steps; the plots show all)\n",
                    style="dim")  # fmt: skip
     decode = [c for c in comps if not c.prefill]
-    n_decode = sum(1 for c in comps if not c.prefill) + sum(1 for i, _ in pending if i > 0)
     if decode:
         cm = sum(c.cached_macs for c in decode)
         um = sum(c.uncached_macs for c in decode)
@@ -205,7 +204,7 @@ def compare_text(
             out.append(f"{n} without a cache: {_m(um)} M multiply-adds, {_ms(ut)} ms;\n"
                        f"the cache would have needed {_m(cm)} M ({um / cm:.1f}× fewer).",
                        style="bold")  # fmt: skip
-    elif n_decode:
+    elif any(index > 0 for index, _ in pending):  # decode steps, none measured yet
         out.append("Totals over the decode steps once they are measured.\n", style="italic")
     if pending:
         n = len(pending)
