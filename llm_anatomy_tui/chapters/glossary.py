@@ -231,11 +231,7 @@ class GlossaryCommands(Provider):
                       help=_gist(match.term))  # fmt: skip
 
     def _show(self, name: str) -> None:
-        show = getattr(self.app, "action_glossary", None)
-        if show is not None:
-            show(name)  # the app keeps the glossary to one screen
-        else:
-            self.app.push_screen(GlossaryScreen(name))
+        self.app.action_glossary(name)  # type: ignore[attr-defined]  # keeps it to one screen
 
 
 def _gist(term: Term) -> str:
