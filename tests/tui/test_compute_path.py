@@ -151,11 +151,18 @@ def test_a_job_gives_way_at_its_report_while_a_key_is_being_handled(monkeypatch)
     assert posted[-1].fraction == 1.0
 
 
-async def test_the_input_gate_reopens_after_each_key_is_painted() -> None:
+async def test_a_key_closes_the_input_gate_until_after_its_repaint() -> None:
+    from textual import events
+
     app = _app()
     async with app.run_test() as pilot:
         await app.wait_until_settled()
         for key in ("down", "up", "x", "escape"):
             await pilot.press(key)
             await pilot.pause()
-            assert app.input_settled.is_set()
+            assert app.input_settled.is_set()  # reopened: never left closed
+        after_refresh = []
+        app.call_after_refresh = lambda callback, *args: after_refresh.append(callback)
+        await app.on_event(events.Key("down", None))
+        assert not app.input_settled.is_set()  # closed while the key is handled
+        assert after_refresh == [app.input_settled.set]  # and reopened after the repaint
